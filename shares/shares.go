@@ -1,0 +1,102 @@
+// Package shares defines how fsrvpd finds the SMB shares that clients name
+// and how it exposes a snapshot as a new share. Taking the snapshot is the
+// storage package's job; this package only publishes a path under a name.
+//
+// Two roles:
+//
+//   - A Resolver answers "which directory does share X serve?" for base
+//     shares named by clients (\\host\X). In TCP-only mode the shares come from
+//     the daemon's configuration (Static); with Samba they come from smb.conf.
+//   - An Exposer publishes and withdraws snapshot shares (share@{GUID}) and
+//     lists the ones it owns, so that a restart can reconcile them against
+//     the daemon's state.
+package shares
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+var (
+	// ErrNotFound: no share of that name.
+	ErrNotFound = errors.New("share not found")
+	// ErrExists: a share of that name exists already.
+	ErrExists = errors.New("share exists")
+	// ErrInvalidName: the name cannot be a share name.
+	ErrInvalidName = errors.New("invalid share name")
+)
+
+// BaseShare is a share a client may name in an FSRVP request.
+type BaseShare struct {
+	// Name as configured; lookups are case-insensitive.
+	Name string
+	// Path is the directory the share serves.
+	Path string
+}
+
+// Hidden reports whether the share is hidden from browse lists (its name
+// ends in '$', MS-FSRVP §3.1.4.6 note <9>).
+func (b BaseShare) Hidden() bool { return strings.HasSuffix(b.Name, "$") }
+
+// Resolver looks base shares up by name, case-insensitively.
+type Resolver interface {
+	// Lookup returns the share called name, or an error wrapping ErrNotFound.
+	Lookup(ctx context.Context, name string) (BaseShare, error)
+}
+
+// Share is an exposed snapshot share.
+type Share struct {
+	// Name is the SMB share name, e.g. "data@{6f1c...}".
+	Name string `json:"name"`
+	// Base is the name of the share it is a copy of; its permissions are
+	// copied at Expose time.
+	Base string `json:"base"`
+	// Path is the directory it serves.
+	Path     string `json:"path"`
+	ReadOnly bool   `json:"read_only"`
+	Comment  string `json:"comment,omitempty"`
+}
+
+// Exposer publishes snapshot shares. Implementations are safe for
+// concurrent use, and every successful call is durable when it returns.
+type Exposer interface {
+	// Expose publishes s. ErrExists if a share of that name exists.
+	Expose(ctx context.Context, s Share) error
+	// SetReadOnly changes the access mode of an exposed share. ErrNotFound if
+	// absent.
+	SetReadOnly(ctx context.Context, name string, readOnly bool) error
+	// Remove withdraws the share and disconnects its users. ErrNotFound if
+	// absent.
+	Remove(ctx context.Context, name string) error
+	// List returns every share this exposer published and has not removed.
+	List(ctx context.Context) ([]Share, error)
+}
+
+// Static is a Resolver over a fixed list of shares (the daemon's config).
+type Static struct {
+	byName map[string]BaseShare
+}
+
+// NewStatic builds a Static resolver. Names must be unique ignoring case.
+func NewStatic(list []BaseShare) (*Static, error) {
+	s := &Static{byName: make(map[string]BaseShare, len(list))}
+	for _, b := range list {
+		k := strings.ToLower(b.Name)
+		if _, dup := s.byName[k]; dup {
+			return nil, fmt.Errorf("share %q: %w", b.Name, ErrExists)
+		}
+		s.byName[k] = b
+	}
+	return s, nil
+}
+
+// Lookup implements Resolver.
+func (s *Static) Lookup(_ context.Context, name string) (BaseShare, error) {
+	b, ok := s.byName[strings.ToLower(name)]
+	if !ok {
+		return BaseShare{}, fmt.Errorf("share %q: %w", name, ErrNotFound)
+	}
+	return b, nil
+}

@@ -1,0 +1,100 @@
+// Package storage defines how fsrvpd takes, lists and deletes point-in-time
+// snapshots of a volume. It knows nothing about SMB, FSRVP or shares: the
+// server decides when to snapshot, and the shares package decides how a
+// snapshot is exposed.
+//
+// Vocabulary:
+//
+//   - A Volume is a snapshottable file store: a btrfs subvolume, a ZFS
+//     dataset, or a configured directory root for the dir backend. FSRVP calls
+//     it the VolumeName of a shadow copy (MS-FSRVP §3.1.1.2).
+//   - A Snapshot is a copy of one whole Volume at one instant, named by an ID
+//     chosen by the caller. Snapshot.Path is where the copy of the volume root
+//     is readable on the local filesystem; a share that is a subdirectory of
+//     the volume is found at the same relative path below it.
+//
+// Every snapshot a backend creates is discoverable from the filesystem alone
+// (a reserved name prefix carrying the ID), so that List rebuilds the truth
+// after a crash. A Create that fails, or that is interrupted by a crash,
+// leaves nothing that List reports as a finished snapshot; leftovers of an
+// interrupted Create are removed by the next List or Delete of that ID.
+package storage
+
+import (
+	"context"
+	"errors"
+	"regexp"
+	"time"
+)
+
+// Sentinel errors. Backends wrap them with the identifiers involved
+// (fmt.Errorf("snapshot %s: %w", id, storage.ErrNotFound)); callers test with
+// errors.Is.
+var (
+	// ErrNotFound: no such path, volume or snapshot.
+	ErrNotFound = errors.New("not found")
+	// ErrAlreadyExists: a snapshot with that ID exists already.
+	ErrAlreadyExists = errors.New("already exists")
+	// ErrNotSupported: the path cannot be snapshotted by this backend (not on
+	// a volume it manages, or mount points / nested volumes below it).
+	ErrNotSupported = errors.New("not supported")
+	// ErrInvalidID: the ID does not match ValidID.
+	ErrInvalidID = errors.New("invalid snapshot id")
+)
+
+// ValidID is the syntax of a snapshot ID: it becomes part of file and
+// dataset names, so it is restricted to a safe alphabet.
+var ValidID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9-]{0,63}$`)
+
+// Volume is a snapshottable file store.
+type Volume struct {
+	// ID is stable for the life of the volume and unique within the backend
+	// (btrfs subvolume UUID, ZFS dataset guid, dir root path).
+	ID string
+	// Root is the mounted path of the volume's root directory.
+	Root string
+}
+
+// Snapshot is one point-in-time copy of a Volume.
+type Snapshot struct {
+	ID       string
+	VolumeID string
+	// VolumeRoot is the Root of the volume it was taken from.
+	VolumeRoot string
+	// Path is where the copy of VolumeRoot is readable.
+	Path     string
+	ReadOnly bool
+	Created  time.Time
+}
+
+// CreateOptions tune Create.
+type CreateOptions struct {
+	// Writable creates a snapshot that can be written to until SetReadOnly
+	// (FSRVP ATTR_AUTO_RECOVERY).
+	Writable bool
+}
+
+// Backend takes snapshots. Implementations are safe for concurrent use.
+type Backend interface {
+	// Name is the backend's short name ("dir", "btrfs", "zfs").
+	Name() string
+	// Volume resolves path to the volume that contains it. It fails with
+	// ErrNotFound if path does not exist, and with ErrNotSupported if the path
+	// is not on a volume this backend can snapshot or has mount points or
+	// nested volumes below it.
+	Volume(ctx context.Context, path string) (Volume, error)
+	// Create snapshots vol under id. ErrAlreadyExists if id is taken,
+	// ErrInvalidID if id is malformed. A failed Create leaves nothing behind.
+	Create(ctx context.Context, vol Volume, id string, opts CreateOptions) (Snapshot, error)
+	// SetReadOnly turns a writable snapshot read-only for good. It is a no-op
+	// on a snapshot that is read-only already. ErrNotFound if absent.
+	SetReadOnly(ctx context.Context, id string) error
+	// Delete removes the snapshot, including the leftovers of an interrupted
+	// Create of that id. ErrNotFound if nothing of that id exists.
+	Delete(ctx context.Context, id string) error
+	// Stat describes one snapshot. ErrNotFound if absent.
+	Stat(ctx context.Context, id string) (Snapshot, error)
+	// List returns every finished snapshot this backend owns, in no
+	// particular order.
+	List(ctx context.Context) ([]Snapshot, error)
+}
