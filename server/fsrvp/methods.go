@@ -1,0 +1,396 @@
+package fsrvp
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/sirupsen/logrus"
+
+	"github.com/fsrvpd/fsrvpd/server/state"
+	"github.com/fsrvpd/fsrvpd/shares"
+	"github.com/fsrvpd/fsrvpd/storage"
+)
+
+// Mapping is what GetShareMapping returns, §2.2.1.1.
+type Mapping struct {
+	SetID, ShadowCopyID uuid.UUID
+	ShareNameUNC        string
+	ExposedUNC          string
+	Created             time.Time
+}
+
+func isNotFound(err error) bool {
+	return errors.Is(err, storage.ErrNotFound) || errors.Is(err, shares.ErrNotFound) || errors.Is(err, state.ErrNotFound)
+}
+
+func (s *Service) opLog(op string, c Caller) *logrus.Entry {
+	return s.log.WithFields(logrus.Fields{"op": op, "client": c.Address})
+}
+
+// GetSupportedVersion, opnum 0, §3.1.4.1.
+func (s *Service) GetSupportedVersion(_ context.Context, c Caller) (min, max uint32, rc HResult) {
+	if !s.cfg.Access.allows(c) {
+		return 0, 0, E_ACCESSDENIED
+	}
+	return Version1, Version1, S_OK
+}
+
+// SetContext, opnum 1, §3.1.4.2.
+func (s *Service) SetContext(_ context.Context, c Caller, context uint32) HResult {
+	if !s.cfg.Access.allows(c) {
+		return E_ACCESSDENIED
+	}
+	if !ValidContext(context) {
+		return FSRVP_E_UNSUPPORTED_CONTEXT
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	log := s.opLog("SetContext", c)
+	g := s.g
+	if g.ContextSet {
+		if c.Address != g.ClientAddress {
+			return FSRVP_E_SHADOW_COPY_SET_IN_PROGRESS
+		}
+		// Same client again: it lost track of its sequence. Discard every
+		// set still in creation and count the retry (§3.1.4.2 step 3).
+		s.purgeLocked("SetContext retry by the same client")
+		s.g.ContextSet, s.g.ClientAddress = false, ""
+		s.g.RetryCount++
+		if s.cfg.RetryLimit > 0 && s.g.RetryCount > s.cfg.RetryLimit {
+			s.stopTimer()
+			if err := s.persist(s.g, nil, nil); err != nil {
+				return VSS_E_UNEXPECTED
+			}
+			log.WithField("retries", s.g.RetryCount).Warn("SetContext retry limit reached")
+			return FSRVP_E_SHADOW_COPY_SET_IN_PROGRESS
+		}
+	} else {
+		s.g.RetryCount = 0
+	}
+	s.g.ClientAddress, s.g.CurrentContext, s.g.ContextSet = c.Address, context, true
+	s.startTimer(s.cfg.ShortTimeout)
+	if err := s.persist(s.g, nil, nil); err != nil {
+		return VSS_E_UNEXPECTED
+	}
+	log.WithField("context", context).Debug("context set")
+	return S_OK
+}
+
+// StartShadowCopySet, opnum 2, §3.1.4.3. Besides the spec's checks, a
+// client other than the one that set the context is refused with
+// FSRVP_E_SHADOW_COPY_SET_IN_PROGRESS, so one client cannot start a set in
+// another's sequence.
+func (s *Service) StartShadowCopySet(_ context.Context, c Caller, clientSetID uuid.UUID) (uuid.UUID, HResult) {
+	if !s.cfg.Access.allows(c) {
+		return uuid.Nil, E_ACCESSDENIED
+	}
+	if clientSetID == uuid.Nil { // note <7>
+		return uuid.Nil, E_INVALIDARG
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.g.ContextSet {
+		return uuid.Nil, FSRVP_E_BAD_STATE
+	}
+	if s.activeSetLocked() || c.Address != s.g.ClientAddress {
+		return uuid.Nil, FSRVP_E_SHADOW_COPY_SET_IN_PROGRESS
+	}
+	s.stopTimer()
+	set := &Set{ID: uuid.New(), Status: Started, Context: s.g.CurrentContext, Created: s.cfg.Now()}
+	s.startTimer(s.cfg.ShortTimeout)
+	if err := s.persist(s.g, []*Set{set}, nil); err != nil {
+		return uuid.Nil, VSS_E_UNEXPECTED
+	}
+	s.sets[set.ID] = set
+	s.opLog("StartShadowCopySet", c).WithField("set_id", set.ID).Info("shadow copy set started")
+	return set.ID, S_OK
+}
+
+// resolveShare finds the base share and the volume behind an FSRVP share
+// name: the share checks of §3.1.4.4 steps 1-2, §3.1.4.8 and §3.1.4.9.
+func (s *Service) resolveShare(ctx context.Context, unc string) (shares.BaseShare, storage.Volume, HResult) {
+	_, name, ok := parseUNC(unc)
+	if !ok {
+		return shares.BaseShare{}, storage.Volume{}, E_INVALIDARG
+	}
+	base, err := s.cfg.Shares.Lookup(ctx, name)
+	if err != nil {
+		if errors.Is(err, shares.ErrNotFound) {
+			return base, storage.Volume{}, FSRVP_E_OBJECT_NOT_FOUND
+		}
+		s.log.WithError(err).WithField("share", name).Error("share lookup failed")
+		return base, storage.Volume{}, VSS_E_UNEXPECTED
+	}
+	vol, err := s.cfg.Backend.Volume(ctx, base.Path)
+	if err != nil {
+		s.log.WithError(err).WithField("share", base.Name).Debug("share cannot be shadow copied")
+		return base, vol, providerCode(err)
+	}
+	return base, vol, S_OK
+}
+
+// AddToShadowCopySet, opnum 3, §3.1.4.4. The share checks come before the
+// set checks, as the spec orders them. ClientShadowCopyId is ignored (note
+// <8>).
+func (s *Service) AddToShadowCopySet(ctx context.Context, c Caller, setID uuid.UUID, shareName string) (uuid.UUID, HResult) {
+	if !s.cfg.Access.allows(c) {
+		return uuid.Nil, E_ACCESSDENIED
+	}
+	if setID == uuid.Nil || shareName == "" {
+		return uuid.Nil, E_INVALIDARG
+	}
+	base, vol, rc := s.resolveShare(ctx, shareName)
+	if rc != S_OK {
+		return uuid.Nil, rc
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	set := s.sets[setID]
+	if set == nil {
+		return uuid.Nil, FSRVP_E_SHADOWCOPYSET_ID_MISMATCH
+	}
+	if set.Status != Started && set.Status != Added {
+		return uuid.Nil, FSRVP_E_BAD_STATE
+	}
+	s.stopTimer()
+	next := set.clone()
+	var scID uuid.UUID
+	if sc := next.copyByVolume(vol.ID); sc != nil {
+		if _, m := sc.mappingOf(base.Name); m != nil || s.cfg.SameVolume == SameVolumeReject {
+			s.startTimer(s.cfg.ShortTimeout)
+			s.persist(s.g, nil, nil)
+			return uuid.Nil, FSRVP_E_OBJECT_ALREADY_EXISTS
+		}
+		sc.Mappings = append(sc.Mappings, &MappedShare{ShareName: shareName, Base: base.Name, Path: base.Path})
+		scID = sc.ID
+	} else {
+		sc := &ShadowCopy{
+			ID: uuid.New(), VolumeID: vol.ID, VolumeRoot: vol.Root, Created: s.cfg.Now(),
+			Mappings: []*MappedShare{{ShareName: shareName, Base: base.Name, Path: base.Path}},
+		}
+		next.Copies = append(next.Copies, sc)
+		scID = sc.ID
+	}
+	next.Status = Added
+	s.startTimer(s.cfg.LongTimeout)
+	if err := s.persist(s.g, []*Set{next}, nil); err != nil {
+		return uuid.Nil, VSS_E_UNEXPECTED
+	}
+	s.sets[setID] = next
+	s.opLog("AddToShadowCopySet", c).WithFields(logrus.Fields{"set_id": setID, "shadow_copy_id": scID, "share": base.Name, "volume": vol.ID}).Info("share added to set")
+	return scID, S_OK
+}
+
+// waitTimeout converts an FSRVP TimeOutInMilliseconds. Zero takes the
+// Windows client's value for the method (notes <11>-<13>).
+func waitTimeout(ms uint32, def time.Duration) time.Duration {
+	if ms == 0 {
+		return def
+	}
+	return time.Duration(ms) * time.Millisecond
+}
+
+// PrepareShadowCopySet, opnum 12, §3.1.4.12. Preparation flushes the
+// volumes of the set; the set stays Added.
+func (s *Service) PrepareShadowCopySet(ctx context.Context, c Caller, setID uuid.UUID, timeoutMs uint32) HResult {
+	if !s.cfg.Access.allows(c) {
+		return E_ACCESSDENIED
+	}
+	if setID == uuid.Nil {
+		return E_INVALIDARG
+	}
+	s.mu.Lock()
+	set := s.sets[setID]
+	if set == nil {
+		s.mu.Unlock()
+		return FSRVP_E_SHADOWCOPYSET_ID_MISMATCH
+	}
+	if set.Status != Added {
+		s.mu.Unlock()
+		return FSRVP_E_BAD_STATE
+	}
+	s.stopTimer()
+	roots := make([]string, 0, len(set.Copies))
+	for _, sc := range set.Copies {
+		roots = append(roots, sc.VolumeRoot)
+	}
+	s.mu.Unlock()
+
+	done := make(chan error, 1)
+	go func() { done <- s.cfg.Prepare(context.WithoutCancel(ctx), roots) }()
+	var rc HResult
+	select {
+	case err := <-done:
+		if err != nil {
+			s.log.WithError(err).WithField("set_id", setID).Error("prepare failed")
+			rc = providerCode(err)
+		}
+	case <-time.After(waitTimeout(timeoutMs, DefaultLongTimeout)):
+		rc = FSRVP_E_WAIT_TIMEOUT
+	case <-ctx.Done():
+		rc = FSRVP_E_WAIT_FAILED
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if rc == S_OK {
+		s.startTimer(s.cfg.LongTimeout)
+	} else {
+		s.startTimer(s.cfg.ShortTimeout)
+	}
+	if err := s.persist(s.g, nil, nil); err != nil && rc == S_OK {
+		return VSS_E_UNEXPECTED
+	}
+	return rc
+}
+
+// commitJob takes the snapshots of one set outside the service mutex.
+type commitJob struct {
+	done   chan struct{}
+	cancel context.CancelFunc
+	err    error
+	snaps  map[uuid.UUID]storage.Snapshot
+}
+
+// startCommitLocked launches the snapshot job of set. All shadow copies are
+// taken in parallel, as close to one instant as the backend allows; if any
+// fails, the ones taken are deleted again, so a failed job leaves nothing.
+func (s *Service) startCommitLocked(set *Set) *commitJob {
+	ctx, cancel := context.WithCancel(context.Background())
+	j := &commitJob{done: make(chan struct{}), cancel: cancel, snaps: map[uuid.UUID]storage.Snapshot{}}
+	type task struct {
+		id  uuid.UUID
+		vol storage.Volume
+	}
+	tasks := make([]task, 0, len(set.Copies))
+	for _, sc := range set.Copies {
+		tasks = append(tasks, task{sc.ID, storage.Volume{ID: sc.VolumeID, Root: sc.VolumeRoot}})
+	}
+	opts := storage.CreateOptions{Writable: writableContext(set.Context)}
+	log := s.log.WithField("set_id", set.ID)
+	s.jobs[set.ID] = j
+	go func() {
+		defer close(j.done)
+		defer cancel()
+		type result struct {
+			id   uuid.UUID
+			snap storage.Snapshot
+			err  error
+		}
+		results := make(chan result, len(tasks))
+		start := time.Now()
+		for _, t := range tasks {
+			go func() {
+				snap, err := s.cfg.Backend.Create(ctx, t.vol, t.id.String(), opts)
+				results <- result{t.id, snap, err}
+			}()
+		}
+		for range tasks {
+			r := <-results
+			if r.err != nil {
+				if j.err == nil {
+					j.err = r.err
+				}
+				log.WithError(r.err).WithField("shadow_copy_id", r.id).Error("snapshot failed")
+				continue
+			}
+			j.snaps[r.id] = r.snap
+		}
+		if j.err != nil {
+			for id := range j.snaps {
+				if err := s.cfg.Backend.Delete(context.Background(), id.String()); err != nil && !isNotFound(err) {
+					log.WithError(err).WithField("shadow_copy_id", id).Error("rollback of snapshot failed")
+				}
+			}
+			j.snaps = nil
+			return
+		}
+		log.WithField("duration_s", time.Since(start).Seconds()).Debug("snapshots taken")
+	}()
+	return j
+}
+
+// CommitShadowCopySet, opnum 4, §3.1.4.5. The snapshots are taken by a
+// background job; if it does not finish within the timeout the call returns
+// FSSAGENT_E_TIMEOUT and the set stays CreationInProgress, and a repeated
+// Commit waits for the same job. A job that fails leaves the set
+// CreationInProgress with nothing taken, and a repeated Commit retries.
+func (s *Service) CommitShadowCopySet(ctx context.Context, c Caller, setID uuid.UUID, timeoutMs uint32) HResult {
+	if !s.cfg.Access.allows(c) {
+		return E_ACCESSDENIED
+	}
+	if setID == uuid.Nil {
+		return E_INVALIDARG
+	}
+	s.mu.Lock()
+	set := s.sets[setID]
+	if set == nil {
+		s.mu.Unlock()
+		return FSRVP_E_SHADOWCOPYSET_ID_MISMATCH
+	}
+	if set.Status != Added && set.Status != CreationInProgress {
+		s.mu.Unlock()
+		return FSRVP_E_BAD_STATE
+	}
+	s.stopTimer()
+	j := s.jobs[setID]
+	if j == nil {
+		if set.Status == Added {
+			next := set.clone()
+			next.Status = CreationInProgress
+			if err := s.persist(s.g, []*Set{next}, nil); err != nil {
+				s.startTimer(s.cfg.ShortTimeout)
+				s.mu.Unlock()
+				return VSS_E_UNEXPECTED
+			}
+			s.sets[setID], set = next, next
+		}
+		j = s.startCommitLocked(set)
+	}
+	s.mu.Unlock()
+
+	timedOut := false
+	select {
+	case <-j.done:
+	case <-time.After(waitTimeout(timeoutMs, 60*time.Second)):
+		timedOut = true
+	case <-ctx.Done():
+		timedOut = true
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.startTimer(s.cfg.ShortTimeout)
+	set = s.sets[setID]
+	if set == nil || s.jobs[setID] != j {
+		// Aborted or expired while we waited.
+		s.persist(s.g, nil, nil)
+		return FSRVP_E_WAIT_FAILED
+	}
+	if timedOut {
+		s.persist(s.g, nil, nil)
+		return FSSAGENT_E_TIMEOUT
+	}
+	delete(s.jobs, setID)
+	if j.err != nil {
+		s.persist(s.g, nil, nil)
+		return providerCode(j.err)
+	}
+	next := set.clone()
+	next.Status = Committed
+	for _, sc := range next.Copies {
+		sc.SnapshotPath = j.snaps[sc.ID].Path
+	}
+	if err := s.persist(s.g, []*Set{next}, nil); err != nil {
+		// Not durable: undo the snapshots so nothing is leaked.
+		for id := range j.snaps {
+			s.cfg.Backend.Delete(context.Background(), id.String())
+		}
+		return VSS_E_UNEXPECTED
+	}
+	s.sets[setID] = next
+	s.opLog("CommitShadowCopySet", c).WithField("set_id", setID).WithField("shadow_copies", len(next.Copies)).Info("shadow copy set committed")
+	return S_OK
+}

@@ -1,0 +1,339 @@
+package fsrvp
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/sirupsen/logrus"
+
+	"github.com/fsrvpd/fsrvpd/server/state"
+	"github.com/fsrvpd/fsrvpd/shares"
+	"github.com/fsrvpd/fsrvpd/storage"
+)
+
+// Spec values, MS-FSRVP §3.1.2 and §3.1.4.2.
+const (
+	DefaultShortTimeout = 180 * time.Second
+	DefaultLongTimeout  = 1800 * time.Second
+	DefaultRetryLimit   = 5 // note <5>, Windows Server 2012 R2 and later
+	Version1            = 1
+)
+
+// SameVolume says what AddToShadowCopySet does with a second share whose
+// volume is already in the set.
+type SameVolume int
+
+const (
+	// SameVolumeShare adds the share as another mapping of the volume's
+	// existing shadow copy and returns that shadow copy's id, as Windows
+	// does. The data model of §3.1.1.2 (a ShareMappingList per shadow copy)
+	// allows it.
+	SameVolumeShare SameVolume = iota
+	// SameVolumeReject returns FSRVP_E_OBJECT_ALREADY_EXISTS, the literal
+	// reading of §3.1.4.4 step 6.
+	SameVolumeReject
+)
+
+// Config wires a Service to its collaborators. Zero durations and limits
+// take the spec defaults.
+type Config struct {
+	Backend  storage.Backend
+	Shares   shares.Resolver
+	Exposer  shares.Exposer
+	DB       *state.DB
+	Logger   *logrus.Entry
+	Prepare  Preparer
+	Access   AccessPolicy
+
+	// ServerName is OwnerMachineName (§3.1.4.8) and the host part of the
+	// exposed shares' UNC names.
+	ServerName string
+	// ShortTimeout and LongTimeout replace 180 s and 1800 s (tests only).
+	ShortTimeout, LongTimeout time.Duration
+	// RetryLimit bounds consecutive SetContext retries (§3.1.4.2); negative
+	// means no limit, as on Windows Server 2012.
+	RetryLimit int
+	SameVolume SameVolume
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Preparer runs the preparation step of PrepareShadowCopySet (§3.1.4.12)
+// for the given volume roots: flushing file systems and, later, running
+// writers. The default flushes each file system with syncfs(2).
+type Preparer func(ctx context.Context, volumeRoots []string) error
+
+// Caller is who is calling, as far as the Service cares.
+type Caller struct {
+	// Address identifies the client machine for SetContext (§3.1.4.2): its
+	// IP address on TCP, the SMB client's address on named pipes.
+	Address string
+	// AuthLevel is the RPC authentication level of the call (0: none).
+	AuthLevel uint8
+	// Name is the authenticated account, if any, for logs.
+	Name string
+}
+
+// AccessPolicy decides who may call (§3.1.4: packet integrity or privacy,
+// and an administrator or backup operator).
+type AccessPolicy struct {
+	// AllowUnauthenticated lets callers without RPC authentication through.
+	// Only sensible on loopback or behind a trusted transport.
+	AllowUnauthenticated bool
+}
+
+func (p AccessPolicy) allows(c Caller) bool {
+	const pktIntegrity = 5
+	return p.AllowUnauthenticated || c.AuthLevel >= pktIntegrity
+}
+
+// global is the part of §3.1.1 that is not per set.
+type global struct {
+	ContextSet     bool      `json:"context_set"`
+	CurrentContext uint32    `json:"current_context"`
+	ClientAddress  string    `json:"client_address,omitempty"`
+	RetryCount     int       `json:"retry_count"`
+	// TimerDeadline is when the message sequence timer fires; zero when it
+	// is stopped. Stored as wall time so a restart re-arms it.
+	TimerDeadline time.Time `json:"timer_deadline,omitempty"`
+}
+
+const (
+	bucketGlobal = "global"
+	keyGlobal    = "fsrvp"
+	bucketSets   = "sets"
+)
+
+// Service is the FSRVP server state machine. Its methods are safe for
+// concurrent use; calls are serialized on one mutex, except for the slow
+// parts of Prepare and Commit, which run outside it.
+type Service struct {
+	cfg Config
+	log *logrus.Entry
+
+	mu       sync.Mutex
+	g        global
+	sets     map[uuid.UUID]*Set
+	jobs     map[uuid.UUID]*commitJob
+	timer    *time.Timer
+	timerGen uint64
+	closed   bool
+}
+
+// New builds a Service and loads the stored state. Call Reconcile before
+// serving, then Close at the end.
+func New(cfg Config) (*Service, error) {
+	if cfg.Backend == nil || cfg.Shares == nil || cfg.Exposer == nil || cfg.DB == nil {
+		return nil, fmt.Errorf("fsrvp: Backend, Shares, Exposer and DB are required")
+	}
+	if cfg.ShortTimeout <= 0 {
+		cfg.ShortTimeout = DefaultShortTimeout
+	}
+	if cfg.LongTimeout <= 0 {
+		cfg.LongTimeout = DefaultLongTimeout
+	}
+	if cfg.RetryLimit == 0 {
+		cfg.RetryLimit = DefaultRetryLimit
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = logrus.NewEntry(logrus.StandardLogger())
+	}
+	if cfg.Prepare == nil {
+		cfg.Prepare = SyncFS
+	}
+	if cfg.ServerName == "" {
+		cfg.ServerName = "localhost"
+	}
+	s := &Service{
+		cfg:  cfg,
+		log:  cfg.Logger,
+		sets: map[uuid.UUID]*Set{},
+		jobs: map[uuid.UUID]*commitJob{},
+	}
+	if err := s.load(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Service) load() error {
+	return s.cfg.DB.View(func(tx *state.Tx) error {
+		if err := tx.Get(bucketGlobal, keyGlobal, &s.g); err != nil && !isNotFound(err) {
+			return err
+		}
+		return tx.ForEach(bucketSets, func(key string, raw json.RawMessage) error {
+			var set Set
+			if err := json.Unmarshal(raw, &set); err != nil {
+				return fmt.Errorf("set %s: %w", key, err)
+			}
+			s.sets[set.ID] = &set
+			return nil
+		})
+	})
+}
+
+// Close stops the timer and waits for running commits to settle. It does
+// not delete anything: what is stored is reconciled at the next start.
+func (s *Service) Close() {
+	s.mu.Lock()
+	s.closed = true
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+	jobs := make([]*commitJob, 0, len(s.jobs))
+	for _, j := range s.jobs {
+		j.cancel()
+		jobs = append(jobs, j)
+	}
+	s.mu.Unlock()
+	for _, j := range jobs {
+		<-j.done
+	}
+}
+
+// persist writes the global record and the given sets (deleting those in
+// del) in one transaction. Callers hold s.mu.
+func (s *Service) persist(g global, put []*Set, del []uuid.UUID) error {
+	err := s.cfg.DB.Update(func(tx *state.Tx) error {
+		if err := tx.Put(bucketGlobal, keyGlobal, g); err != nil {
+			return err
+		}
+		for _, set := range put {
+			if err := tx.Put(bucketSets, set.ID.String(), set); err != nil {
+				return err
+			}
+		}
+		for _, id := range del {
+			if err := tx.Delete(bucketSets, id.String()); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		s.log.WithError(err).Error("state store write failed")
+	}
+	return err
+}
+
+// ---- message sequence timer (§3.1.2, §3.1.5) ----
+
+// stopTimer stops the global timer. Callers hold s.mu.
+func (s *Service) stopTimer() {
+	s.timerGen++
+	if s.timer != nil {
+		s.timer.Stop()
+		s.timer = nil
+	}
+	s.g.TimerDeadline = time.Time{}
+}
+
+// startTimer (re)arms the global timer to fire after d. Callers hold s.mu.
+func (s *Service) startTimer(d time.Duration) {
+	s.stopTimer()
+	s.g.TimerDeadline = s.cfg.Now().Add(d)
+	s.armTimer(d)
+}
+
+func (s *Service) armTimer(d time.Duration) {
+	if s.closed {
+		return
+	}
+	gen := s.timerGen
+	s.timer = time.AfterFunc(d, func() { s.expire(gen) })
+}
+
+// expire runs when the message sequence timer fires: every set that is not
+// Recovered is deleted, Exposed ones included, along with its shares and
+// snapshots; then the context is reset (§3.1.5).
+func (s *Service) expire(gen uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if gen != s.timerGen || s.closed {
+		return // stopped or re-armed since
+	}
+	s.timer = nil
+	s.g.TimerDeadline = time.Time{}
+	n := s.purgeLocked("timer expired")
+	s.g.ContextSet, s.g.ClientAddress = false, ""
+	if err := s.persist(s.g, nil, nil); err == nil {
+		s.log.WithField("sets_deleted", n).Info("message sequence timer expired")
+	}
+}
+
+// purgeLocked deletes every set whose status is not Recovered and returns
+// how many it deleted. A set whose snapshots cannot be deleted is kept (and
+// logged) so that nothing is leaked silently; it is retried at the next
+// purge or start-up. Callers hold s.mu.
+func (s *Service) purgeLocked(why string) int {
+	n := 0
+	for id, set := range s.sets {
+		if set.Status == Recovered {
+			continue
+		}
+		if err := s.destroyLocked(set); err != nil {
+			s.log.WithError(err).WithField("set_id", id).WithField("reason", why).Error("cannot delete shadow copy set")
+			continue
+		}
+		if err := s.persist(s.g, nil, []uuid.UUID{id}); err != nil {
+			continue
+		}
+		delete(s.sets, id)
+		n++
+		s.log.WithField("set_id", id).WithField("reason", why).Info("shadow copy set deleted")
+	}
+	return n
+}
+
+// destroyLocked removes every share and snapshot of set, waiting for a
+// running commit first. It does not touch the records. Callers hold s.mu;
+// the commit job never takes s.mu, so waiting for it here cannot deadlock.
+func (s *Service) destroyLocked(set *Set) error {
+	if j := s.jobs[set.ID]; j != nil {
+		j.cancel()
+		<-j.done
+		delete(s.jobs, set.ID)
+	}
+	ctx := context.Background()
+	var firstErr error
+	for _, sc := range set.Copies {
+		for _, m := range sc.Mappings {
+			if !m.isExposed() {
+				continue
+			}
+			if err := s.cfg.Exposer.Remove(ctx, m.Exposed); err != nil && !isNotFound(err) && firstErr == nil {
+				firstErr = err
+			}
+		}
+		if err := s.cfg.Backend.Delete(ctx, sc.snapshotID()); err != nil && !isNotFound(err) && firstErr == nil {
+			firstErr = err
+		}
+	}
+	return firstErr
+}
+
+// activeSetLocked reports whether a set that is not Recovered exists.
+func (s *Service) activeSetLocked() bool {
+	for _, set := range s.sets {
+		if set.Status != Recovered {
+			return true
+		}
+	}
+	return false
+}
+
+// endSequenceIfIdleLocked clears the context and stops the timer once no
+// set is left in creation (the digest's §9, DeleteShareMapping pitfall).
+func (s *Service) endSequenceIfIdleLocked() {
+	if !s.activeSetLocked() {
+		s.g.ContextSet, s.g.ClientAddress = false, ""
+		s.stopTimer()
+	}
+}
