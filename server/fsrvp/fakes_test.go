@@ -126,7 +126,9 @@ type memExposer struct {
 	exposes   int
 }
 
-func newMemExposer() *memExposer { return &memExposer{shares: map[string]shares.Share{}, failAfter: -1} }
+func newMemExposer() *memExposer {
+	return &memExposer{shares: map[string]shares.Share{}, failAfter: -1}
+}
 
 func (e *memExposer) Expose(_ context.Context, s shares.Share) error {
 	e.mu.Lock()

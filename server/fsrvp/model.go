@@ -51,12 +51,12 @@ const (
 	CtxNASRollback     uint32 = 0x00000019
 	CtxAppRollback     uint32 = 0x00000009
 
-	AttrPersistent      uint32 = 0x00000001
-	AttrNoAutoRecovery  uint32 = 0x00000002
-	AttrNoAutoRelease   uint32 = 0x00000008
-	AttrNoWriters       uint32 = 0x00000010
-	AttrAutoRecovery    uint32 = 0x00400000
-	recoveryAttrs              = AttrAutoRecovery | AttrNoAutoRecovery
+	AttrPersistent     uint32 = 0x00000001
+	AttrNoAutoRecovery uint32 = 0x00000002
+	AttrNoAutoRelease  uint32 = 0x00000008
+	AttrNoWriters      uint32 = 0x00000010
+	AttrAutoRecovery   uint32 = 0x00400000
+	recoveryAttrs             = AttrAutoRecovery | AttrNoAutoRecovery
 )
 
 // ValidContext reports whether c is one of the 12 values §3.1.4.2 accepts:
@@ -98,8 +98,8 @@ type ShadowCopy struct {
 	Created time.Time `json:"created"`
 	// SnapshotPath is where the backend's snapshot of VolumeRoot is readable,
 	// set once the set is committed.
-	SnapshotPath string           `json:"snapshot_path,omitempty"`
-	Mappings     []*MappedShare   `json:"mappings"`
+	SnapshotPath string         `json:"snapshot_path,omitempty"`
+	Mappings     []*MappedShare `json:"mappings"`
 }
 
 // snapshotID is the backend name of this shadow copy's snapshot.

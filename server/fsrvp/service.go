@@ -41,13 +41,13 @@ const (
 // Config wires a Service to its collaborators. Zero durations and limits
 // take the spec defaults.
 type Config struct {
-	Backend  storage.Backend
-	Shares   shares.Resolver
-	Exposer  shares.Exposer
-	DB       *state.DB
-	Logger   *logrus.Entry
-	Prepare  Preparer
-	Access   AccessPolicy
+	Backend storage.Backend
+	Shares  shares.Resolver
+	Exposer shares.Exposer
+	DB      *state.DB
+	Logger  *logrus.Entry
+	Prepare Preparer
+	Access  AccessPolicy
 
 	// ServerName is OwnerMachineName (§3.1.4.8) and the host part of the
 	// exposed shares' UNC names.
@@ -93,10 +93,10 @@ func (p AccessPolicy) allows(c Caller) bool {
 
 // global is the part of §3.1.1 that is not per set.
 type global struct {
-	ContextSet     bool      `json:"context_set"`
-	CurrentContext uint32    `json:"current_context"`
-	ClientAddress  string    `json:"client_address,omitempty"`
-	RetryCount     int       `json:"retry_count"`
+	ContextSet     bool   `json:"context_set"`
+	CurrentContext uint32 `json:"current_context"`
+	ClientAddress  string `json:"client_address,omitempty"`
+	RetryCount     int    `json:"retry_count"`
 	// TimerDeadline is when the message sequence timer fires; zero when it
 	// is stopped. Stored as wall time so a restart re-arms it.
 	TimerDeadline time.Time `json:"timer_deadline,omitempty"`

@@ -22,14 +22,14 @@ var (
 )
 
 type harness struct {
-	t       *testing.T
-	s       *Service
-	b       *memBackend
-	e       *memExposer
-	db      *state.DB
-	dbPath  string
-	cfg     Config
-	prepErr error
+	t        *testing.T
+	s        *Service
+	b        *memBackend
+	e        *memExposer
+	db       *state.DB
+	dbPath   string
+	cfg      Config
+	prepErr  error
 	prepGate chan struct{}
 }
 
@@ -473,7 +473,10 @@ func TestStateMatrixBadState(t *testing.T) {
 	// Every per-set method in every state where §3.1.4 refuses it.
 	type call func(h *harness, c created) HResult
 	calls := map[string]call{
-		"Add":      func(h *harness, c created) HResult { _, rc := h.s.AddToShadowCopySet(ctx, alice, c.set, `\\h\share2`); return rc },
+		"Add": func(h *harness, c created) HResult {
+			_, rc := h.s.AddToShadowCopySet(ctx, alice, c.set, `\\h\share2`)
+			return rc
+		},
 		"Prepare":  func(h *harness, c created) HResult { return h.s.PrepareShadowCopySet(ctx, alice, c.set, 0) },
 		"Commit":   func(h *harness, c created) HResult { return h.s.CommitShadowCopySet(ctx, alice, c.set, 0) },
 		"Expose":   func(h *harness, c created) HResult { return h.s.ExposeShadowCopySet(ctx, alice, c.set, 0) },
