@@ -75,6 +75,9 @@ type CreateOptions struct {
 }
 
 // Backend takes snapshots. Implementations are safe for concurrent use.
+// Every method that takes an id fails with ErrInvalidID if the id does not
+// match ValidID. storage/storagetest checks an implementation against this
+// contract.
 type Backend interface {
 	// Name is the backend's short name ("dir", "btrfs", "zfs").
 	Name() string
