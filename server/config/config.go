@@ -1,0 +1,260 @@
+// Package config is fsrvpd's configuration: one typed tree decoded strictly
+// from TOML (unknown keys are errors), defaults from Default, and Validate
+// reporting every problem with its key path.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config is the whole daemon configuration.
+type Config struct {
+	Server  Server  `toml:"server"`
+	FSRVP   FSRVP   `toml:"fsrvp"`
+	Storage Storage `toml:"storage"`
+	Shares  []Share `toml:"share"`
+}
+
+// Server is the [server] section.
+type Server struct {
+	// Name is the server name clients see: OwnerMachineName and the host of
+	// exposed shares' UNC names. Default: the host name, upper-cased, up to
+	// the first dot.
+	Name string `toml:"name"`
+	// Listen are ncacn_ip_tcp addresses (host:port) to serve on.
+	Listen []string `toml:"listen"`
+	// EndpointMapper is the address of the endpoint mapper (ept_map), which
+	// rpcclient and Windows query on port 135. Empty disables it.
+	EndpointMapper string `toml:"endpoint_mapper"`
+	// EndpointMapperOptional keeps the daemon running, with a warning, when
+	// the endpoint mapper address cannot be bound (not root, port taken).
+	EndpointMapperOptional bool `toml:"endpoint_mapper_optional"`
+	// UnixSocket, if set, also serves ncalrpc on this socket path.
+	UnixSocket string `toml:"unix_socket"`
+	// StateDir holds the state store and the registry of exposed shares.
+	StateDir  string `toml:"state_dir"`
+	LogLevel  string `toml:"log_level"`
+	LogFormat string `toml:"log_format"`
+}
+
+// FSRVP is the [fsrvp] section: protocol policy.
+type FSRVP struct {
+	// SequenceTimeout, when set, replaces both message sequence timer
+	// values (180 s and 1800 s); Samba calls it "fss: sequence timeout".
+	// For tests only: Windows clients rely on the spec values.
+	SequenceTimeout Duration `toml:"sequence_timeout"`
+	// RetryLimit bounds SetContext retries from the same client; -1 means
+	// unlimited (Windows Server 2012).
+	RetryLimit int `toml:"retry_limit"`
+	// SameVolume is "share" (a second share on a volume already in the set
+	// joins its shadow copy, as Windows does) or "reject"
+	// (FSRVP_E_OBJECT_ALREADY_EXISTS, the literal §3.1.4.4).
+	SameVolume string `toml:"same_volume"`
+	// AllowUnauthenticated accepts calls without RPC authentication. Only
+	// for loopback or trusted transports; the spec requires packet
+	// integrity.
+	AllowUnauthenticated bool `toml:"allow_unauthenticated"`
+}
+
+// Storage is the [storage] section.
+type Storage struct {
+	// Backend is "dir" (btrfs and zfs come later).
+	Backend string `toml:"backend"`
+	Dir     Dir    `toml:"dir"`
+}
+
+// Dir configures the dir backend.
+type Dir struct {
+	// Volumes are the directory roots that count as volumes; every share
+	// must lie below one.
+	Volumes []string `toml:"volumes"`
+	// SnapshotDir is where snapshots are kept; default <state_dir>/snapshots.
+	SnapshotDir string `toml:"snapshot_dir"`
+}
+
+// Share is one [[share]]: a base share clients may name.
+type Share struct {
+	Name string `toml:"name"`
+	Path string `toml:"path"`
+}
+
+// Duration is a time.Duration written as "180s" in TOML.
+type Duration struct{ time.Duration }
+
+// UnmarshalText parses a Go duration.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText prints a Go duration.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// Default returns the configuration every file starts from.
+func Default() Config {
+	return Config{
+		Server: Server{
+			Name:           defaultName(),
+			Listen:         []string{"127.0.0.1:41345"},
+			EndpointMapper: "127.0.0.1:135",
+			StateDir:       "/var/lib/fsrvpd",
+			LogLevel:       "info",
+			LogFormat:      "text",
+		},
+		FSRVP:   FSRVP{RetryLimit: 5, SameVolume: "share"},
+		Storage: Storage{Backend: "dir"},
+	}
+}
+
+func defaultName() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return "LOCALHOST"
+	}
+	if i := strings.IndexByte(h, '.'); i > 0 {
+		h = h[:i]
+	}
+	return strings.ToUpper(h)
+}
+
+// Load reads and validates the file at path.
+func Load(path string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, err
+	}
+	return Parse(data)
+}
+
+// Parse decodes TOML over Default, rejecting unknown keys, and validates.
+func Parse(data []byte) (Config, error) {
+	c := Default()
+	md, err := toml.Decode(string(data), &c)
+	if err != nil {
+		return Config{}, err
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		return Config{}, fmt.Errorf("unknown keys: %s", strings.Join(keys, ", "))
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// Validate reports every problem of c, each with its key.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, a...)))
+	}
+	if c.Server.Name == "" || strings.ContainsAny(c.Server.Name, `\/ `) {
+		bad("server.name", "%q is not a host name", c.Server.Name)
+	}
+	for i, a := range c.Server.Listen {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			bad(fmt.Sprintf("server.listen[%d]", i), "%v", err)
+		}
+	}
+	if len(c.Server.Listen) == 0 && c.Server.UnixSocket == "" {
+		bad("server.listen", "no address to serve on (set listen or unix_socket)")
+	}
+	if a := c.Server.EndpointMapper; a != "" {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			bad("server.endpoint_mapper", "%v", err)
+		}
+	}
+	if !filepath.IsAbs(c.Server.StateDir) {
+		bad("server.state_dir", "%q is not an absolute path", c.Server.StateDir)
+	}
+	switch c.Server.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("server.log_level", "%q is not one of debug, info, warn, error", c.Server.LogLevel)
+	}
+	switch c.Server.LogFormat {
+	case "text", "json":
+	default:
+		bad("server.log_format", "%q is not text or json", c.Server.LogFormat)
+	}
+	if c.FSRVP.SequenceTimeout.Duration < 0 {
+		bad("fsrvp.sequence_timeout", "negative")
+	}
+	if c.FSRVP.RetryLimit < -1 || c.FSRVP.RetryLimit == 0 {
+		bad("fsrvp.retry_limit", "%d: must be positive, or -1 for no limit", c.FSRVP.RetryLimit)
+	}
+	switch c.FSRVP.SameVolume {
+	case "share", "reject":
+	default:
+		bad("fsrvp.same_volume", "%q is not share or reject", c.FSRVP.SameVolume)
+	}
+	switch c.Storage.Backend {
+	case "dir":
+		if len(c.Storage.Dir.Volumes) == 0 {
+			bad("storage.dir.volumes", "at least one volume root is needed")
+		}
+		for i, v := range c.Storage.Dir.Volumes {
+			if !filepath.IsAbs(v) {
+				bad(fmt.Sprintf("storage.dir.volumes[%d]", i), "%q is not an absolute path", v)
+			}
+		}
+		if p := c.Storage.Dir.SnapshotDir; p != "" && !filepath.IsAbs(p) {
+			bad("storage.dir.snapshot_dir", "%q is not an absolute path", p)
+		}
+	default:
+		bad("storage.backend", "%q is not a known backend (dir)", c.Storage.Backend)
+	}
+	seen := map[string]bool{}
+	for i, s := range c.Shares {
+		key := fmt.Sprintf("share[%d]", i)
+		if s.Name == "" || len(s.Name) > 80 || strings.ContainsAny(s.Name, "\\/:*?\"<>|@{}") || strings.EqualFold(s.Name, "IPC$") {
+			bad(key+".name", "%q is not a valid share name", s.Name)
+		}
+		if seen[strings.ToLower(s.Name)] {
+			bad(key+".name", "%q is defined twice", s.Name)
+		}
+		seen[strings.ToLower(s.Name)] = true
+		if !filepath.IsAbs(s.Path) {
+			bad(key+".path", "%q is not an absolute path", s.Path)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// SnapshotDir is the dir backend's snapshot directory after defaults.
+func (c *Config) SnapshotDir() string {
+	if c.Storage.Dir.SnapshotDir != "" {
+		return c.Storage.Dir.SnapshotDir
+	}
+	return filepath.Join(c.Server.StateDir, "snapshots")
+}
+
+// Demo is the embedded default of `fsrvpd -demo`: loopback only, the dir
+// backend below stateDir with two volumes and the shares share1 and share2,
+// and no RPC authentication (loopback only).
+func Demo(stateDir string) Config {
+	c := Default()
+	c.Server.StateDir = stateDir
+	c.Server.EndpointMapperOptional = true
+	c.FSRVP.AllowUnauthenticated = true
+	v1, v2 := filepath.Join(stateDir, "volumes", "vol1"), filepath.Join(stateDir, "volumes", "vol2")
+	c.Storage.Dir.Volumes = []string{v1, v2}
+	c.Shares = []Share{{Name: "share1", Path: filepath.Join(v1, "share1")}, {Name: "share2", Path: filepath.Join(v2, "share2")}}
+	return c
+}

@@ -1,0 +1,66 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestValidSamples(t *testing.T) {
+	files, _ := filepath.Glob("testdata/valid/*.toml")
+	if len(files) == 0 {
+		t.Fatal("no samples")
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			if _, err := Load(f); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func TestFullSampleValues(t *testing.T) {
+	c, err := Load("testdata/valid/full.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.FSRVP.SequenceTimeout.Duration != 2*time.Second || c.FSRVP.RetryLimit != -1 || len(c.Shares) != 2 || c.Server.Name != "FILER1" {
+		t.Fatalf("%+v", c)
+	}
+}
+
+// Each invalid sample fails, and its error names every line of its
+// "error" file.
+func TestInvalidSamples(t *testing.T) {
+	dirs, _ := filepath.Glob("testdata/invalid/*")
+	if len(dirs) == 0 {
+		t.Fatal("no samples")
+	}
+	for _, d := range dirs {
+		t.Run(filepath.Base(d), func(t *testing.T) {
+			_, err := Load(filepath.Join(d, "fsrvpd.toml"))
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			want, _ := os.ReadFile(filepath.Join(d, "error"))
+			for _, line := range strings.Split(strings.TrimSpace(string(want)), "\n") {
+				if !strings.Contains(err.Error(), line) {
+					t.Errorf("error %q does not mention %q", err, line)
+				}
+			}
+		})
+	}
+}
+
+func TestDemoIsValid(t *testing.T) {
+	c := Demo("/tmp/fsrvpd-demo")
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Shares) != 2 || c.Shares[0].Name != "share1" || c.Shares[1].Name != "share2" {
+		t.Fatalf("demo shares %+v", c.Shares)
+	}
+}
