@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 var (
@@ -27,6 +28,34 @@ var (
 	// ErrInvalidName: the name cannot be a share name.
 	ErrInvalidName = errors.New("invalid share name")
 )
+
+// MaxNameLen is the longest share name, in characters (Windows NNLEN).
+const MaxNameLen = 80
+
+// ValidName checks that name can name an exposed share: 1 to MaxNameLen
+// characters of valid UTF-8, none of them a control character or one of
+// \ / : * ? " < > |, and not the reserved IPC$. The characters @ { } $ of
+// snapshot share names (data@{GUID}, hidden$) are allowed. The error wraps
+// ErrInvalidName.
+func ValidName(name string) error {
+	bad := func(why string) error { return fmt.Errorf("share %q: %s: %w", name, why, ErrInvalidName) }
+	switch n := utf8.RuneCountInString(name); {
+	case n == 0:
+		return bad("empty")
+	case n > MaxNameLen:
+		return bad(fmt.Sprintf("%d characters, more than %d", n, MaxNameLen))
+	case !utf8.ValidString(name):
+		return bad("not UTF-8")
+	case strings.EqualFold(name, "IPC$"):
+		return bad("reserved")
+	}
+	for _, r := range name {
+		if r < 0x20 || r == 0x7f || strings.ContainsRune(`\/:*?"<>|`, r) {
+			return bad(fmt.Sprintf("contains %q", r))
+		}
+	}
+	return nil
+}
 
 // BaseShare is a share a client may name in an FSRVP request.
 type BaseShare struct {
