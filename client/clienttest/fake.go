@@ -413,7 +413,9 @@ func Loopback(srv fsrvp.FileServerVSSAgentServer) fsrvp.FileServerVSSAgentClient
 	return &loopback{srv: srv}
 }
 
-type loopback struct{ srv fsrvp.FileServerVSSAgentServer }
+type loopback struct {
+	srv fsrvp.FileServerVSSAgentServer
+}
 
 func result[R any](op string, resp *R, err error, ret func(*R) uint32) (*R, error) {
 	if err != nil {
