@@ -267,7 +267,7 @@ func testWritableThenSetReadOnly(t *testing.T, fx Fixture) {
 		t.Fatalf("List reports a writable snapshot read-only")
 	}
 	mustDo(t, os.WriteFile(filepath.Join(s.Path, "recovered.txt"), []byte("auto-recovery\n"), 0o644))
-	mustDo(t, os.Remove(filepath.Join(s.Path, "private")))
+	mustDo(t, os.Remove(filepath.Join(s.Path, "empty")))
 	mustDo(t, b.SetReadOnly(t.Context(), "rw"))
 	st, err := b.Stat(t.Context(), "rw")
 	if err != nil || !st.ReadOnly || st.Path != s.Path || !st.Created.Equal(s.Created) {
