@@ -54,7 +54,7 @@ func (m *endpointMapper) Map(ctx context.Context, b *dcerpc.Binding) ([]dcerpc.S
 	defer cc.Close(context.WithoutCancel(ctx))
 	cli, err := epm.NewEpmClient(ctx, cc, dcerpc.WithInsecure())
 	if err != nil {
-		return nil, fmt.Errorf("endpoint mapper %s: bind: %w", m.addr, err)
+		return nil, fmt.Errorf("endpoint mapper %s: %w", m.addr, err)
 	}
 	resp, err := cli.Map(ctx, &epm.MapRequest{
 		Object:      &dtyp.GUID{},

@@ -1,0 +1,237 @@
+// Command fsrvp is a command-line client for MS-FSRVP (File Server Remote VSS
+// Protocol) servers such as fsrvpd, Samba and Windows Server: one subcommand
+// per protocol operation, plus create and delete, which run the whole
+// sequence a backup application runs.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/fsrvpd/fsrvpd/client"
+	"github.com/sirupsen/logrus"
+)
+
+const usageHeader = `Usage: fsrvp [global flags] <command> [flags] [args]
+
+fsrvp talks MS-FSRVP (File Server Remote VSS Protocol) to a file server.
+Each command is one connection; the server keeps shadow copy sets between
+connections. Shares are UNC names (\\host\share\) or bare share names, which
+become \\<server host>\<name>\.
+
+Commands:
+`
+
+const usageFooter = `
+Global flags:
+%s
+Commands that only change server state print nothing on success.
+
+Typical use:
+  fsrvp -server nas create -json share1 share2 > set.json
+  ... back up from the exposed shares ...
+  fsrvp -server nas delete -from set.json
+
+The 180-second trap: the server deletes any shadow copy set that is not
+Recovered 180 s after the last call of its creation sequence, Exposed sets
+included. create therefore ends with RecoveryCompleteShadowCopySet unless
+-no-recovery-complete is given; then run "fsrvp recovery-complete <set>"
+in time.
+
+Exit status:
+  0  success
+  1  the server returned an FSRVP error code (printed by name, e.g.
+     FSRVP_E_BAD_STATE (0x80042301))
+  2  usage error (unknown command, bad flag or argument)
+  3  connection or transport error (dial, endpoint mapper, RPC fault, timeout)
+  4  any other error
+`
+
+type command struct {
+	name, args, summary string
+	run                 func(a *app, ctx context.Context, args []string) error
+}
+
+// commands is the command table, in help order.
+var commands = []command{
+	{"create", "[-context ctx] [-rw] [-no-recovery-complete] <share>...", "create, expose and (by default) recovery-complete a shadow copy set", runCreate},
+	{"delete", "-from <file|-> | <set> <sc>=<share>...", "delete the mappings of a set (its shadow copies go with the last one)", runDelete},
+	{"version", "", "GetSupportedVersion", runVersion},
+	{"set-context", "<backup|file_share_backup|nas_rollback|app_rollback|number> [ro|rw]", "SetContext", runSetContext},
+	{"start", "[-client-id uuid]", "StartShadowCopySet; prints the set id", runStart},
+	{"add", "[-client-id uuid] <set> <share>", "AddToShadowCopySet; prints the shadow copy id", runAdd},
+	{"prepare", "[-wait 30m] <set>", "PrepareShadowCopySet", runPrepare},
+	{"commit", "[-wait 1m] <set>", "CommitShadowCopySet", runCommit},
+	{"expose", "[-wait 30m] <set>", "ExposeShadowCopySet", runExpose},
+	{"recovery-complete", "<set>", "RecoveryCompleteShadowCopySet", runRecoveryComplete},
+	{"abort", "<set>", "AbortShadowCopySet", runAbort},
+	{"is-path-supported", "<share>", "IsPathSupported", runIsPathSupported},
+	{"is-path-shadow-copied", "<share>", "IsPathShadowCopied", runIsPathShadowCopied},
+	{"get-mapping", "[-level 1] <set> <sc> <share>", "GetShareMapping", runGetMapping},
+	{"delete-mapping", "<set> <sc> <share>", "DeleteShareMapping", runDeleteMapping},
+}
+
+// dialFunc connects to an FSRVP server; tests replace it.
+type dialFunc func(ctx context.Context, target string, opts ...client.Option) (*client.Client, error)
+
+type app struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	dial           dialFunc
+
+	// global flags
+	server  string
+	epm     string
+	json    bool
+	timeout time.Duration
+	ndr64   bool
+	verbose bool
+
+	target client.Target
+	cmd    command // the command being run
+}
+
+// usageError is a mistake on the command line (exit status 2).
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
+
+// exitCode maps an error to the exit status documented in the help.
+func exitCode(err error) int {
+	var ue *usageError
+	_, isFSRVP := client.Code(err)
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ue):
+		return 2
+	case isFSRVP:
+		return 1
+	case client.IsTransport(err):
+		return 3
+	default:
+		return 4
+	}
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr, client.Dial)
+	stop()
+	os.Exit(code)
+}
+
+// run is the whole program minus the process: it returns the exit status.
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer, dial dialFunc) int {
+	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, dial: dial}
+	fs := flag.NewFlagSet("fsrvp", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	defServer := getenv("FSRVP_SERVER")
+	if defServer == "" {
+		defServer = "127.0.0.1"
+	}
+	fs.StringVar(&a.server, "server", defServer, "server: `host`, host:port or ncacn_ip_tcp string binding (env FSRVP_SERVER); without a port, the endpoint mapper tells it")
+	fs.StringVar(&a.epm, "epm", "", "endpoint mapper `address` (host:port, host, or port on the server host) used when -server has no port (default <server host>:135)")
+	fs.BoolVar(&a.json, "json", false, "print results as JSON")
+	fs.DurationVar(&a.timeout, "timeout", client.DefaultTimeout, "limit for each RPC call")
+	fs.BoolVar(&a.ndr64, "ndr64", false, "use the NDR64 transfer syntax")
+	fs.BoolVar(&a.verbose, "v", false, "log each RPC call to stderr")
+	// Report flag errors once, our way, instead of through package flag.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+
+	err := fs.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		printUsage(fs, stdout)
+		return 0
+	case err != nil:
+		err = usagef("%v", err)
+	default:
+		err = a.dispatch(ctx, fs.Args())
+	}
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(stderr, "fsrvp: %v\n", err)
+		var ue *usageError
+		if errors.As(err, &ue) {
+			fmt.Fprintln(stderr, "Run 'fsrvp -h' for usage.")
+		}
+	}
+	return exitCode(err)
+}
+
+func printUsage(fs *flag.FlagSet, w io.Writer) {
+	fmt.Fprint(w, usageHeader)
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-22s %s\n", c.name, c.summary)
+		if c.args != "" {
+			fmt.Fprintf(w, "  %-22s   fsrvp %s %s\n", "", c.name, c.args)
+		}
+	}
+	var b strings.Builder
+	fs.SetOutput(&b)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
+	fmt.Fprintf(w, usageFooter, b.String())
+}
+
+func (a *app) dispatch(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		return usagef("no command given")
+	}
+	if a.timeout <= 0 {
+		return usagef("-timeout must be positive")
+	}
+	t, err := client.ParseTarget(a.server)
+	if err != nil {
+		return usagef("-server: %v", err)
+	}
+	a.target = t
+	for _, c := range commands {
+		if c.name == args[0] {
+			a.cmd = c
+			return c.run(a, ctx, args[1:])
+		}
+	}
+	names := make([]string, len(commands))
+	for i, c := range commands {
+		names[i] = c.name
+	}
+	sort.Strings(names)
+	return usagef("unknown command %q (commands: %s)", args[0], strings.Join(names, ", "))
+}
+
+// connect dials the server with the global flags.
+func (a *app) connect(ctx context.Context) (*client.Client, error) {
+	opts := []client.Option{client.WithTimeout(a.timeout), client.WithShareHost(a.target.Host)}
+	if a.epm != "" {
+		opts = append(opts, client.WithEndpointMapper(a.epm))
+	}
+	if a.ndr64 {
+		opts = append(opts, client.WithNDR64())
+	}
+	if a.verbose {
+		l := logrus.New()
+		l.SetOutput(a.stderr)
+		l.SetLevel(logrus.DebugLevel)
+		opts = append(opts, client.WithLogger(logrus.NewEntry(l)))
+	}
+	return a.dial(ctx, a.server, opts...)
+}
+
+// share expands a share argument like the client does.
+func (a *app) share(s string) string { return client.ResolveShare(a.target.Host, s) }
