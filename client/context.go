@@ -37,8 +37,8 @@ var contextNames = []struct {
 // "file_share_backup", "nas_rollback", "app_rollback" (case-insensitive, "-"
 // works as "_", an "fsrvp_ctx_" prefix is allowed) or a number such as
 // "0x400010"; mode is "ro" (or "") for a read-only shadow copy, "rw" for a
-// writable one (ATTR_AUTO_RECOVERY). A numeric context is returned as given
-// when mode is "" and must not be combined with "rw" twice.
+// writable one: "rw" ORs ATTR_AUTO_RECOVERY into the context. "ro" adds
+// nothing (read-only is the default, and Samba rejects ATTR_NO_AUTO_RECOVERY).
 func ParseContext(name, mode string) (uint32, error) {
 	var ctx uint32
 	found := false
