@@ -1,0 +1,270 @@
+package conformance_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fsrvpd/fsrvpd/client"
+	"github.com/fsrvpd/fsrvpd/conformance"
+)
+
+// TestConformance builds fsrvpd, runs two daemons (one with the spec's
+// timers for most checks, one with a 1 s message sequence timer for the
+// timer checks, so that no ordinary check can be cut short by an expiry),
+// runs every check as a subtest, and then verifies that no check leaked a
+// snapshot or an exposed share.
+func TestConformance(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test: builds and runs fsrvpd")
+	}
+	bin := buildDaemon(t)
+	main := startDaemon(t, bin, "")
+	timer := startDaemon(t, bin, "1s")
+
+	ctx := context.Background()
+	t.Run("checks", func(t *testing.T) {
+		t.Run("daemon", func(t *testing.T) {
+			t.Parallel()
+			runChecks(ctx, t, main.target(t, 0), func(c conformance.Check) bool { return c.Needs&conformance.NeedTimer == 0 })
+		})
+		t.Run("timer-daemon", func(t *testing.T) {
+			t.Parallel()
+			runChecks(ctx, t, timer.target(t, time.Second), func(c conformance.Check) bool { return c.Needs&conformance.NeedTimer != 0 })
+		})
+	})
+	for _, d := range []*daemon{main, timer} {
+		d.assertNothingLeaked(t)
+	}
+}
+
+func runChecks(ctx context.Context, t *testing.T, tg conformance.Target, want func(conformance.Check) bool) {
+	t.Helper()
+	for _, c := range conformance.Checks {
+		if !want(c) {
+			continue
+		}
+		t.Run(c.ID, func(t *testing.T) {
+			res := conformance.RunCheck(ctx, tg, c)
+			for _, l := range res.Log {
+				t.Log(l)
+			}
+			switch res.Status {
+			case conformance.Fail:
+				if res.Expected != "" || res.Observed != "" {
+					t.Errorf("%s %s: %s: expected %s, observed %s", c.Section, c.Title, res.Message, res.Expected, res.Observed)
+				} else {
+					t.Errorf("%s %s: %s", c.Section, c.Title, res.Message)
+				}
+			case conformance.Skip:
+				t.Skip(res.Message)
+			}
+		})
+	}
+}
+
+func buildDaemon(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "fsrvpd")
+	cmd := exec.Command("go", "build", "-o", bin, "github.com/fsrvpd/fsrvpd/cmd/fsrvpd")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/fsrvpd: %v\n%s", err, out)
+	}
+	return bin
+}
+
+type daemon struct {
+	dir, stateDir, addr string
+	cmd                 *exec.Cmd
+	logMu               sync.Mutex
+	log                 bytes.Buffer
+}
+
+// startDaemon runs bin on a free 127.0.0.1 port with volumes vol1 (shares
+// share1, share3) and vol2 (share2) below a temporary directory; timer, if
+// not "", shortens the message sequence timer.
+func startDaemon(t *testing.T, bin, timer string) *daemon {
+	t.Helper()
+	d := &daemon{dir: t.TempDir()}
+	d.stateDir = filepath.Join(d.dir, "state")
+	vol1, vol2 := filepath.Join(d.dir, "vol1"), filepath.Join(d.dir, "vol2")
+	for _, p := range []string{filepath.Join(vol1, "share1"), filepath.Join(vol1, "share3"), filepath.Join(vol2, "share2")} {
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(p, "file.txt"), []byte("data of "+p+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	timerLine := ""
+	if timer != "" {
+		timerLine = fmt.Sprintf("sequence_timeout = %q\n", timer)
+	}
+	conf := fmt.Sprintf(`[server]
+name = "CONFTEST"
+listen = ["127.0.0.1:0"]
+endpoint_mapper = ""
+state_dir = %q
+log_level = "info"
+log_format = "json"
+
+[fsrvp]
+allow_unauthenticated = true
+%s
+[storage]
+backend = "dir"
+
+[storage.dir]
+volumes = [%q, %q]
+
+[[share]]
+name = "share1"
+path = %q
+
+[[share]]
+name = "share2"
+path = %q
+
+[[share]]
+name = "share3"
+path = %q
+`, d.stateDir, timerLine, vol1, vol2, filepath.Join(vol1, "share1"), filepath.Join(vol2, "share2"), filepath.Join(vol1, "share3"))
+	confPath := filepath.Join(d.dir, "fsrvpd.toml")
+	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	d.cmd = exec.Command(bin, "-config", confPath, "-epm", "")
+	stderr, err := d.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	t.Cleanup(func() { d.stop(t, exited) })
+	addrc := make(chan string, 1)
+	go d.readLog(stderr, addrc, exited)
+	select {
+	case d.addr = <-addrc:
+	case <-exited:
+		t.Fatalf("fsrvpd exited before listening:\n%s", d.logText())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("fsrvpd did not report its address within 30 s:\n%s", d.logText())
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("fsrvpd log (%s):\n%s", d.addr, d.logText())
+		}
+	})
+	return d
+}
+
+// readLog copies the daemon's JSON log to d.log and sends the first
+// ncacn_ip_tcp listening address to addrc; it closes exited at EOF.
+func (d *daemon) readLog(r io.Reader, addrc chan<- string, exited chan<- struct{}) {
+	defer close(exited)
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	sent := false
+	for sc.Scan() {
+		line := sc.Bytes()
+		d.logMu.Lock()
+		d.log.Write(line)
+		d.log.WriteByte('\n')
+		d.logMu.Unlock()
+		var entry struct{ Msg, Addr, Transport string }
+		if !sent && json.Unmarshal(line, &entry) == nil && entry.Msg == "listening" && entry.Transport == "ncacn_ip_tcp" {
+			addrc <- entry.Addr
+			sent = true
+		}
+	}
+}
+
+func (d *daemon) logText() string {
+	d.logMu.Lock()
+	defer d.logMu.Unlock()
+	return d.log.String()
+}
+
+func (d *daemon) stop(t *testing.T, exited <-chan struct{}) {
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(10 * time.Second):
+		t.Errorf("fsrvpd did not stop within 10 s of SIGTERM; killing it")
+		_ = d.cmd.Process.Kill()
+		<-exited
+	}
+	_ = d.cmd.Wait()
+}
+
+// target describes the daemon to the checks. A second client address is
+// offered when 127.0.0.2 can be bound (Linux loopback).
+func (d *daemon) target(t *testing.T, timer time.Duration) conformance.Target {
+	tg := conformance.Target{
+		Name:            d.addr,
+		Dial:            conformance.TCPDialer(d.addr, client.WithTimeout(time.Minute)),
+		Shares:          []string{"share1", "share2"},
+		SameVolumeShare: "share3",
+		ShareHost:       "127.0.0.1",
+		ServerTimer:     timer,
+	}
+	if l, err := net.Listen("tcp", "127.0.0.2:0"); err == nil {
+		l.Close()
+		second, err := conformance.TCPDialerFrom(d.addr, "127.0.0.2", time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tg.SecondDial = second
+	} else {
+		t.Logf("no second client address (127.0.0.2: %v): context/other-client-in-progress will be skipped", err)
+	}
+	return tg
+}
+
+// assertNothingLeaked: after every check cleaned up, the dir backend holds
+// no snapshot and the share registry no exposed share.
+func (d *daemon) assertNothingLeaked(t *testing.T) {
+	t.Helper()
+	entries, err := os.ReadDir(filepath.Join(d.stateDir, "snapshots"))
+	if err != nil && !os.IsNotExist(err) {
+		t.Errorf("reading the snapshot dir: %v", err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if len(names) > 0 {
+		t.Errorf("daemon %s: snapshots left behind in %s/snapshots: %s", d.addr, d.stateDir, strings.Join(names, ", "))
+	}
+	data, err := os.ReadFile(filepath.Join(d.stateDir, "shares.json"))
+	if os.IsNotExist(err) {
+		return
+	}
+	if err != nil {
+		t.Fatalf("reading shares.json: %v", err)
+	}
+	var reg struct {
+		Shares []struct{ Name string } `json:"shares"`
+	}
+	if err := json.Unmarshal(data, &reg); err != nil {
+		t.Fatalf("shares.json: %v\n%s", err, data)
+	}
+	if len(reg.Shares) > 0 {
+		t.Errorf("daemon %s: exposed shares left in shares.json: %s", d.addr, data)
+	}
+}

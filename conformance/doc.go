@@ -1,0 +1,20 @@
+// Package conformance is a black-box MS-FSRVP conformance harness: checks
+// derived from the specification (with /work/shared/spec/FSRVP.md, the
+// project's spec digest, as the authority for check order and return codes)
+// that run against any FSRVP server reachable through a client connection.
+//
+// Checks is the one list of checks. Each Check drives the server over its
+// own connection, starts from a clean server state (it clears any leftover
+// creation sequence first) and cleans up whatever it creates, even when it
+// fails, so a failing check cannot make another one fail. A check asserts
+// exact return codes; a failure says what was expected and what was
+// observed.
+//
+// Run runs the checks against a Target and returns a Report; RunCheck runs
+// one (go test subtests use it). The command fsrvp-conformance is the CLI.
+//
+// Requirements on the target: at least two shares on different volumes
+// (file stores), no other client using the server while the checks run,
+// and, for the timer checks, a message sequence timer shortened to a few
+// seconds (Target.ServerTimer).
+package conformance
