@@ -123,15 +123,15 @@ func (s *server) Map(ctx context.Context, req *epmv3.MapRequest) (*epmv3.MapResp
 
 // ept_lookup inquiry types and version options (C706 Appendix O).
 const (
-	inquiryAll       = 0 // RPC_C_EP_ALL_ELTS
-	inquiryByIf      = 1 // RPC_C_EP_MATCH_BY_IF
-	inquiryByObj     = 2 // RPC_C_EP_MATCH_BY_OBJ
-	inquiryByBoth    = 3 // RPC_C_EP_MATCH_BY_BOTH
-	versAll          = 1 // RPC_C_VERS_ALL
-	versCompatible   = 2 // RPC_C_VERS_COMPATIBLE
-	versExact        = 3 // RPC_C_VERS_EXACT
-	versMajorOnly    = 4 // RPC_C_VERS_MAJOR_ONLY
-	versUpto         = 5 // RPC_C_VERS_UPTO
+	inquiryAll     = 0 // RPC_C_EP_ALL_ELTS
+	inquiryByIf    = 1 // RPC_C_EP_MATCH_BY_IF
+	inquiryByObj   = 2 // RPC_C_EP_MATCH_BY_OBJ
+	inquiryByBoth  = 3 // RPC_C_EP_MATCH_BY_BOTH
+	versAll        = 1 // RPC_C_VERS_ALL
+	versCompatible = 2 // RPC_C_VERS_COMPATIBLE
+	versExact      = 3 // RPC_C_VERS_EXACT
+	versMajorOnly  = 4 // RPC_C_VERS_MAJOR_ONLY
+	versUpto       = 5 // RPC_C_VERS_UPTO
 )
 
 // Lookup implements ept_lookup. Entries carry the nil object UUID and a

@@ -268,4 +268,3 @@ type dialerFunc func(ctx context.Context, network, addr string) (net.Conn, error
 func (f dialerFunc) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
 	return f(ctx, network, addr)
 }
-
