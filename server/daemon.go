@@ -1,0 +1,218 @@
+// Package server assembles fsrvpd: it builds the storage backend, the share
+// exposer, the state store and the FSRVP service from a Config, serves them
+// through the rpc runtime, and shuts everything down in order.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/fsrvpd/fsrvpd/rpc"
+	"github.com/fsrvpd/fsrvpd/rpc/epm"
+	"github.com/fsrvpd/fsrvpd/server/config"
+	"github.com/fsrvpd/fsrvpd/server/fsrvp"
+	"github.com/fsrvpd/fsrvpd/server/state"
+	"github.com/fsrvpd/fsrvpd/shares"
+	"github.com/fsrvpd/fsrvpd/shares/registry"
+	"github.com/fsrvpd/fsrvpd/storage"
+	"github.com/fsrvpd/fsrvpd/storage/dir"
+
+	fssagent "github.com/oiweiwei/go-msrpc/msrpc/fsrvp/fileservervssagent/v1"
+)
+
+// Daemon is a running fsrvpd.
+type Daemon struct {
+	cfg     config.Config
+	log     *logrus.Entry
+	db      *state.DB
+	service *fsrvp.Service
+	rpc     *rpc.Server
+	epmSrv  *rpc.Server
+
+	listeners []net.Listener
+	wg        sync.WaitGroup
+	errc      chan error
+}
+
+// Start builds and starts a daemon. The listeners are bound when Start
+// returns; Wait blocks until the daemon stops.
+func Start(ctx context.Context, cfg config.Config, log *logrus.Entry) (d *Daemon, err error) {
+	d = &Daemon{cfg: cfg, log: log, errc: make(chan error, 8)}
+	defer func() {
+		if err != nil {
+			d.closeAll()
+		}
+	}()
+	if err := os.MkdirAll(cfg.Server.StateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("state dir: %w", err)
+	}
+	backend, err := newBackend(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	exposer, err := registry.Open(filepath.Join(cfg.Server.StateDir, "shares.json"), log.WithField("component", "shares"))
+	if err != nil {
+		return nil, fmt.Errorf("share registry: %w", err)
+	}
+	base := make([]shares.BaseShare, len(cfg.Shares))
+	for i, s := range cfg.Shares {
+		base[i] = shares.BaseShare{Name: s.Name, Path: s.Path}
+	}
+	resolver, err := shares.NewStatic(base)
+	if err != nil {
+		return nil, err
+	}
+	d.db, err = state.Open(filepath.Join(cfg.Server.StateDir, "fsrvpd.db"), 2*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	sameVolume := fsrvp.SameVolumeShare
+	if cfg.FSRVP.SameVolume == "reject" {
+		sameVolume = fsrvp.SameVolumeReject
+	}
+	d.service, err = fsrvp.New(fsrvp.Config{
+		Backend: backend, Shares: resolver, Exposer: exposer, DB: d.db,
+		Logger:       log.WithField("component", "fsrvp"),
+		Access:       fsrvp.AccessPolicy{AllowUnauthenticated: cfg.FSRVP.AllowUnauthenticated},
+		ServerName:   cfg.Server.Name,
+		ShortTimeout: cfg.FSRVP.SequenceTimeout.Duration,
+		LongTimeout:  cfg.FSRVP.SequenceTimeout.Duration,
+		RetryLimit:   cfg.FSRVP.RetryLimit,
+		SameVolume:   sameVolume,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := d.service.Reconcile(ctx); err != nil {
+		return nil, fmt.Errorf("reconcile: %w", err)
+	}
+
+	d.rpc = &rpc.Server{Logger: log.WithField("component", "rpc")}
+	fsrvp.Register(d.rpc, d.service)
+	tcpPort := 0
+	for _, addr := range cfg.Server.Listen {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("listen %s: %w", addr, err)
+		}
+		if tcpPort == 0 {
+			tcpPort = l.Addr().(*net.TCPAddr).Port
+		}
+		d.serve(d.rpc, l, "ncacn_ip_tcp")
+	}
+	if p := cfg.Server.UnixSocket; p != "" {
+		os.Remove(p)
+		l, err := net.Listen("unix", p)
+		if err != nil {
+			return nil, fmt.Errorf("listen %s: %w", p, err)
+		}
+		d.serve(d.rpc, l, "ncalrpc")
+	}
+	if a := cfg.Server.EndpointMapper; a != "" && tcpPort != 0 {
+		if err := d.startEPM(a, tcpPort); err != nil {
+			if !cfg.Server.EndpointMapperOptional {
+				return nil, err
+			}
+			log.WithError(err).Warn("endpoint mapper not started: clients must be given the port (rpcclient needs port 135)")
+		}
+	}
+	log.WithFields(logrus.Fields{"server_name": cfg.Server.Name, "backend": backend.Name(), "shares": len(cfg.Shares)}).Info("fsrvpd ready")
+	return d, nil
+}
+
+func newBackend(cfg config.Config, log *logrus.Entry) (storage.Backend, error) {
+	switch cfg.Storage.Backend {
+	case "dir":
+		return dir.New(dir.Config{Volumes: cfg.Storage.Dir.Volumes, SnapshotDir: cfg.SnapshotDir(), Logger: log})
+	default:
+		return nil, fmt.Errorf("storage backend %q not available", cfg.Storage.Backend)
+	}
+}
+
+func (d *Daemon) startEPM(addr string, port int) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		if errors.Is(err, syscall.EACCES) {
+			return fmt.Errorf("endpoint mapper %s: binding a port below 1024 needs root or CAP_NET_BIND_SERVICE: %w", addr, err)
+		}
+		return fmt.Errorf("endpoint mapper %s: %w", addr, err)
+	}
+	m := epm.New(epm.Entry{Syntax: fssagent.FileServerVSSAgentSyntaxV1_0, Annotation: "fsrvpd FSRVP", Port: port})
+	d.epmSrv = &rpc.Server{Logger: d.log.WithField("component", "epm")}
+	d.epmSrv.Register(epm.Syntax, m.Handle())
+	// The mapper is also served on the main port, as Windows does.
+	d.rpc.Register(epm.Syntax, m.Handle())
+	d.serve(d.epmSrv, l, "ncacn_ip_tcp")
+	return nil
+}
+
+func (d *Daemon) serve(s *rpc.Server, l net.Listener, transport string) {
+	d.listeners = append(d.listeners, l)
+	d.log.WithFields(logrus.Fields{"addr": l.Addr().String(), "transport": transport}).Info("listening")
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		if err := s.Serve(l); err != nil && !errors.Is(err, rpc.ErrServerClosed) {
+			d.errc <- fmt.Errorf("serve %s: %w", l.Addr(), err)
+		}
+	}()
+}
+
+// Addrs are the addresses the daemon listens on, FSRVP first.
+func (d *Daemon) Addrs() []net.Addr {
+	out := make([]net.Addr, len(d.listeners))
+	for i, l := range d.listeners {
+		out[i] = l.Addr()
+	}
+	return out
+}
+
+// Run serves until ctx is cancelled or a listener fails, then shuts down:
+// new connections stop, calls in flight finish (up to grace), and the state
+// is closed. Nothing is deleted: the next start reconciles.
+func (d *Daemon) Run(ctx context.Context, grace time.Duration) error {
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-d.errc:
+	}
+	d.log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	for _, s := range []*rpc.Server{d.rpc, d.epmSrv} {
+		if s != nil {
+			if err := s.Shutdown(sctx); err != nil {
+				d.log.WithError(err).Warn("shutdown did not finish in time")
+			}
+		}
+	}
+	d.wg.Wait()
+	d.closeAll()
+	return runErr
+}
+
+func (d *Daemon) closeAll() {
+	for _, l := range d.listeners {
+		l.Close()
+	}
+	if d.service != nil {
+		d.service.Close()
+		d.service = nil
+	}
+	if d.db != nil {
+		d.db.Close()
+		d.db = nil
+	}
+	if p := d.cfg.Server.UnixSocket; p != "" {
+		os.Remove(p)
+	}
+}

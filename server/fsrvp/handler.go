@@ -1,0 +1,138 @@
+package fsrvp
+
+import (
+	"context"
+	"encoding/binary"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/oiweiwei/go-msrpc/msrpc/dtyp"
+	fssagent "github.com/oiweiwei/go-msrpc/msrpc/fsrvp/fileservervssagent/v1"
+
+	"github.com/fsrvpd/fsrvpd/rpc"
+)
+
+// Handler adapts a Service to go-msrpc's generated FileServerVSSAgentServer
+// interface. It converts wire types and the caller's identity, nothing
+// more: every outcome is in the Return field and the Go error is always nil.
+type Handler struct {
+	S *Service
+}
+
+var _ fssagent.FileServerVSSAgentServer = Handler{}
+
+// Register serves s's FSRVP interface on srv.
+func Register(srv *rpc.Server, s *Service) {
+	srv.Register(fssagent.FileServerVSSAgentSyntaxV1_0, fssagent.NewFileServerVSSAgentServerHandle(Handler{S: s}))
+}
+
+func callerOf(ctx context.Context) Caller {
+	c, ok := rpc.CallerFromContext(ctx)
+	if !ok {
+		return Caller{}
+	}
+	return Caller{Address: c.ClientAddress, AuthLevel: c.AuthLevel}
+}
+
+// guidIn converts a wire GUID; NULL pointers and GUID_NULL become uuid.Nil.
+func guidIn(g *dtyp.GUID) uuid.UUID {
+	if g == nil || len(g.Data4) != 8 {
+		return uuid.Nil
+	}
+	var u uuid.UUID
+	binary.BigEndian.PutUint32(u[0:4], g.Data1)
+	binary.BigEndian.PutUint16(u[4:6], g.Data2)
+	binary.BigEndian.PutUint16(u[6:8], g.Data3)
+	copy(u[8:], g.Data4)
+	return u
+}
+
+func guidOut(u uuid.UUID) *dtyp.GUID {
+	return &dtyp.GUID{
+		Data1: binary.BigEndian.Uint32(u[0:4]),
+		Data2: binary.BigEndian.Uint16(u[4:6]),
+		Data3: binary.BigEndian.Uint16(u[6:8]),
+		Data4: append([]byte(nil), u[8:]...),
+	}
+}
+
+// fileTime converts to a FILETIME: 100 ns intervals since 1601-01-01 UTC.
+func fileTime(t time.Time) int64 {
+	const epochDelta = 116444736000000000 // 1601 → 1970 in 100 ns
+	return t.UnixNano()/100 + epochDelta
+}
+
+func (h Handler) GetSupportedVersion(ctx context.Context, _ *fssagent.GetSupportedVersionRequest) (*fssagent.GetSupportedVersionResponse, error) {
+	min, max, rc := h.S.GetSupportedVersion(ctx, callerOf(ctx))
+	return &fssagent.GetSupportedVersionResponse{MinVersion: min, MaxVersion: max, Return: uint32(rc)}, nil
+}
+
+func (h Handler) SetContext(ctx context.Context, req *fssagent.SetContextRequest) (*fssagent.SetContextResponse, error) {
+	rc := h.S.SetContext(ctx, callerOf(ctx), req.Context)
+	return &fssagent.SetContextResponse{Return: uint32(rc)}, nil
+}
+
+func (h Handler) StartShadowCopySet(ctx context.Context, req *fssagent.StartShadowCopySetRequest) (*fssagent.StartShadowCopySetResponse, error) {
+	id, rc := h.S.StartShadowCopySet(ctx, callerOf(ctx), guidIn(req.ClientShadowCopySetID))
+	return &fssagent.StartShadowCopySetResponse{ShadowCopySetID: guidOut(id), Return: uint32(rc)}, nil
+}
+
+func (h Handler) AddToShadowCopySet(ctx context.Context, req *fssagent.AddToShadowCopySetRequest) (*fssagent.AddToShadowCopySetResponse, error) {
+	id, rc := h.S.AddToShadowCopySet(ctx, callerOf(ctx), guidIn(req.ShadowCopySetID), req.ShareName)
+	return &fssagent.AddToShadowCopySetResponse{ShadowCopyID: guidOut(id), Return: uint32(rc)}, nil
+}
+
+func (h Handler) CommitShadowCopySet(ctx context.Context, req *fssagent.CommitShadowCopySetRequest) (*fssagent.CommitShadowCopySetResponse, error) {
+	rc := h.S.CommitShadowCopySet(ctx, callerOf(ctx), guidIn(req.ShadowCopySetID), req.TimeoutInMilliseconds)
+	return &fssagent.CommitShadowCopySetResponse{Return: uint32(rc)}, nil
+}
+
+func (h Handler) ExposeShadowCopySet(ctx context.Context, req *fssagent.ExposeShadowCopySetRequest) (*fssagent.ExposeShadowCopySetResponse, error) {
+	rc := h.S.ExposeShadowCopySet(ctx, callerOf(ctx), guidIn(req.ShadowCopySetID), req.TimeoutInMilliseconds)
+	return &fssagent.ExposeShadowCopySetResponse{Return: uint32(rc)}, nil
+}
+
+func (h Handler) RecoveryCompleteShadowCopySet(ctx context.Context, req *fssagent.RecoveryCompleteShadowCopySetRequest) (*fssagent.RecoveryCompleteShadowCopySetResponse, error) {
+	rc := h.S.RecoveryCompleteShadowCopySet(ctx, callerOf(ctx), guidIn(req.ShadowCopySetID))
+	return &fssagent.RecoveryCompleteShadowCopySetResponse{Return: uint32(rc)}, nil
+}
+
+func (h Handler) AbortShadowCopySet(ctx context.Context, req *fssagent.AbortShadowCopySetRequest) (*fssagent.AbortShadowCopySetResponse, error) {
+	rc := h.S.AbortShadowCopySet(ctx, callerOf(ctx), guidIn(req.ShadowCopySetID))
+	return &fssagent.AbortShadowCopySetResponse{Return: uint32(rc)}, nil
+}
+
+func (h Handler) IsPathSupported(ctx context.Context, req *fssagent.IsPathSupportedRequest) (*fssagent.IsPathSupportedResponse, error) {
+	ok, owner, rc := h.S.IsPathSupported(ctx, callerOf(ctx), req.ShareName)
+	return &fssagent.IsPathSupportedResponse{SupportedByThisProvider: ok, OwnerMachineName: owner, Return: uint32(rc)}, nil
+}
+
+func (h Handler) IsPathShadowCopied(ctx context.Context, req *fssagent.IsPathShadowCopiedRequest) (*fssagent.IsPathShadowCopiedResponse, error) {
+	ok, compat, rc := h.S.IsPathShadowCopied(ctx, callerOf(ctx), req.ShareName)
+	return &fssagent.IsPathShadowCopiedResponse{ShadowCopyPresent: ok, ShadowCopyCompatibility: compat, Return: uint32(rc)}, nil
+}
+
+func (h Handler) GetShareMapping(ctx context.Context, req *fssagent.GetShareMappingRequest) (*fssagent.GetShareMappingResponse, error) {
+	m, rc := h.S.GetShareMapping(ctx, callerOf(ctx), guidIn(req.ShadowCopyID), guidIn(req.ShadowCopySetID), req.ShareName, req.Level)
+	resp := &fssagent.GetShareMappingResponse{Return: uint32(rc)}
+	if rc == S_OK {
+		resp.ShareMapping = &fssagent.ShareMapping{Value: &fssagent.ShareMapping_1{ShareMapping1: &fssagent.ShareMapping1{
+			ShadowCopySetID:     guidOut(m.SetID),
+			ShadowCopyID:        guidOut(m.ShadowCopyID),
+			ShareNameUNC:        m.ShareNameUNC,
+			ShadowCopyShareName: m.ExposedUNC,
+			CreationTimestamp:   fileTime(m.Created),
+		}}}
+	}
+	return resp, nil
+}
+
+func (h Handler) DeleteShareMapping(ctx context.Context, req *fssagent.DeleteShareMappingRequest) (*fssagent.DeleteShareMappingResponse, error) {
+	rc := h.S.DeleteShareMapping(ctx, callerOf(ctx), guidIn(req.ShadowCopySetID), guidIn(req.ShadowCopyID), req.ShareName)
+	return &fssagent.DeleteShareMappingResponse{Return: uint32(rc)}, nil
+}
+
+func (h Handler) PrepareShadowCopySet(ctx context.Context, req *fssagent.PrepareShadowCopySetRequest) (*fssagent.PrepareShadowCopySetResponse, error) {
+	rc := h.S.PrepareShadowCopySet(ctx, callerOf(ctx), guidIn(req.ShadowCopySetID), req.TimeoutInMilliseconds)
+	return &fssagent.PrepareShadowCopySetResponse{Return: uint32(rc)}, nil
+}
