@@ -39,14 +39,16 @@ type Daemon struct {
 	epmSrv  *rpc.Server
 
 	listeners []net.Listener
+	// unixSocket is the socket file this daemon created, removed at close.
+	unixSocket string
 	wg        sync.WaitGroup
 	errc      chan error
 }
 
 // Start builds and starts a daemon. The listeners are bound when Start
 // returns; Wait blocks until the daemon stops.
-func Start(ctx context.Context, cfg config.Config, log *logrus.Entry) (d *Daemon, err error) {
-	d = &Daemon{cfg: cfg, log: log, errc: make(chan error, 8)}
+func Start(ctx context.Context, cfg config.Config, log *logrus.Entry) (_ *Daemon, err error) {
+	d := &Daemon{cfg: cfg, log: log, errc: make(chan error, 8)}
 	defer func() {
 		if err != nil {
 			d.closeAll()
@@ -115,6 +117,7 @@ func Start(ctx context.Context, cfg config.Config, log *logrus.Entry) (d *Daemon
 		if err != nil {
 			return nil, fmt.Errorf("listen %s: %w", p, err)
 		}
+		d.unixSocket = p
 		d.serve(d.rpc, l, "ncalrpc")
 	}
 	if a := cfg.Server.EndpointMapper; a != "" && tcpPort != 0 {
@@ -212,7 +215,7 @@ func (d *Daemon) closeAll() {
 		d.db.Close()
 		d.db = nil
 	}
-	if p := d.cfg.Server.UnixSocket; p != "" {
-		os.Remove(p)
+	if d.unixSocket != "" {
+		os.Remove(d.unixSocket)
 	}
 }
