@@ -41,8 +41,8 @@ type Daemon struct {
 	listeners []net.Listener
 	// unixSocket is the socket file this daemon created, removed at close.
 	unixSocket string
-	wg        sync.WaitGroup
-	errc      chan error
+	wg         sync.WaitGroup
+	errc       chan error
 }
 
 // Start builds and starts a daemon. The listeners are bound when Start

@@ -145,4 +145,3 @@ func BenchmarkStartAbort(b *testing.B) {
 		}
 	}
 }
-
