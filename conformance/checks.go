@@ -81,6 +81,7 @@ var Checks = slices.Concat([]Check{
 
 	{ID: "abort/started", Section: secAbort, Title: "Abort of a Started set deletes it and ends the sequence", Run: abortIn(Started)},
 	{ID: "abort/added", Section: secAbort, Title: "Abort of an Added set deletes it", Run: abortIn(Added)},
+	{ID: "abort/creation-in-progress", Section: secAbort, Title: "Abort of a set whose Commit timed out deletes it and its shadow copies", Run: checkAbortCreationInProgress},
 	{ID: "abort/committed", Section: secAbort, Title: "Abort of a Committed set deletes it and its shadow copies", Run: abortIn(Committed)},
 	{ID: "abort/exposed", Section: secAbort, Title: "Abort of an Exposed set deletes it, its shadow copies and shares", Run: abortIn(Exposed)},
 	{ID: "abort/recovered", Section: secAbort, Title: "Abort of a Recovered set deletes it", Run: abortIn(Recovered)},

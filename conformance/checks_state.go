@@ -166,3 +166,20 @@ func abortIn(st State) func(*T) {
 		t.WantNoContext("after Abort")
 	}
 }
+
+// abort/creation-in-progress: Abort of a set whose Commit timed out
+// (CreationInProgress) deletes it and whatever the commit took (§3.1.4.8
+// has no state check). Skipped when the server commits within 1 ms.
+func checkAbortCreationInProgress(t *T) {
+	s := t.NewSet(Added, client.CtxBackup, t.Share(0), t.Share(1))
+	err := t.c.CommitShadowCopySet(t.ctx, s.ID, time.Millisecond)
+	if err == nil {
+		t.Skipf("the server committed within 1 ms: CreationInProgress cannot be observed")
+	}
+	t.Want("CommitShadowCopySet with a 1 ms timeout (S_OK or FSSAGENT_E_TIMEOUT)", err, client.ETimeout)
+	t.OK("AbortShadowCopySet of a set CreationInProgress", t.c.AbortShadowCopySet(t.ctx, s.ID))
+	t.WantGone("after Abort", s)
+	t.WantShadowCopied("after Abort", t.Share(0), false)
+	t.WantShadowCopied("after Abort", t.Share(1), false)
+	t.WantNoContext("after Abort")
+}

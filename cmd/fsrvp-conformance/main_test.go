@@ -133,7 +133,7 @@ func TestJSONOutputAndExitCodes(t *testing.T) {
 
 func TestList(t *testing.T) {
 	code, out, _ := runCLI("list", "-run", "^abort/")
-	if code != 0 || !strings.Contains(out, "abort/exposed") || strings.Contains(out, "add/") || !strings.HasSuffix(out, "6 checks\n") {
+	if code != 0 || !strings.Contains(out, "abort/exposed") || strings.Contains(out, "add/") || !strings.HasSuffix(out, "7 checks\n") {
 		t.Errorf("list: exit %d\n%s", code, out)
 	}
 	code, out, _ = runCLI("list", "-json")
