@@ -160,18 +160,25 @@ func (c *conn) startCall(p *partialCall) error {
 	a := &activeCall{cancel: cancel}
 	c.mu.Lock()
 	c.active[p.callID] = a
+	c.running++
 	c.mu.Unlock()
 	c.calls.Add(1)
 	go c.runCall(ctx, a, pc, p, log)
 	return nil
 }
 
-// runCall invokes the handler and writes the response or a fault.
+// runCall invokes the handler and writes the response or a fault. The call
+// id is released before the reply is written, since a client may reuse it
+// as soon as the reply arrives; the call still counts as running until the
+// reply is out, so that Shutdown does not cut it off.
 func (c *conn) runCall(ctx context.Context, a *activeCall, pc *presContext, p *partialCall, log *logrus.Entry) {
 	defer func() {
 		a.cancel()
 		c.mu.Lock()
-		delete(c.active, p.callID)
+		if c.active[p.callID] == a {
+			delete(c.active, p.callID) // unwinding from a panic
+		}
+		c.running--
 		if c.draining && c.idleLocked() {
 			c.nc.Close()
 		}
@@ -184,6 +191,7 @@ func (c *conn) runCall(ctx context.Context, a *activeCall, pc *presContext, p *p
 
 	c.mu.Lock()
 	orphaned := a.orphaned
+	delete(c.active, p.callID)
 	c.mu.Unlock()
 	if orphaned {
 		return

@@ -47,6 +47,7 @@ type conn struct {
 
 	mu       sync.Mutex
 	active   map[uint32]*activeCall // running calls by call id
+	running  int                    // calls started and not yet replied to
 	reading  bool                   // the read loop waits for the next PDU
 	partial  int                    // len(pending), for idleLocked
 	draining bool                   // Shutdown asked to close when idle
@@ -271,13 +272,13 @@ func (c *conn) setReading(v bool) {
 func (c *conn) busy() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return len(c.active) > 0
+	return c.running > 0
 }
 
 // idleLocked: no call runs, none is half received, and the read loop waits
 // for a PDU. Only then may Shutdown close the connection.
 func (c *conn) idleLocked() bool {
-	return c.reading && len(c.active) == 0 && c.partial == 0
+	return c.reading && c.running == 0 && c.partial == 0
 }
 
 // drain is called by Shutdown: close now if idle, else once idle.

@@ -3,6 +3,7 @@ package rpc_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -236,4 +237,29 @@ func (f *framer) feed(b []byte) {
 // contains reports whether err's text mentions s.
 func contains(err error, s string) bool {
 	return err != nil && strings.Contains(err.Error(), s)
+}
+
+// panicHook records log entries about recovered panics.
+type panicHook struct {
+	mu  sync.Mutex
+	msg string
+}
+
+func (h *panicHook) Levels() []logrus.Level { return logrus.AllLevels }
+
+func (h *panicHook) Fire(e *logrus.Entry) error {
+	if p, ok := e.Data["panic"]; ok {
+		h.mu.Lock()
+		h.msg = fmt.Sprintf("%s: %v\n%v", e.Message, p, e.Data["stack"])
+		h.mu.Unlock()
+	}
+	return nil
+}
+
+func (h *panicHook) take() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	m := h.msg
+	h.msg = ""
+	return m
 }

@@ -378,3 +378,15 @@ func TestWireUnixSocket(t *testing.T) {
 		t.Errorf("caller %q, status %#x", got, status)
 	}
 }
+
+// TestWireCallIDReuse reuses one call id as soon as each reply arrives.
+func TestWireCallIDReuse(t *testing.T) {
+	addr, _ := startTCP(t, newServer(&fakeFSRVP{}))
+	c := dialRaw(t, "tcp", addr)
+	c.bind(0, 5840, rawCtx{0, fsrvpSyntax, []*dcerpc.SyntaxID{ndr20}})
+	for i := 0; i < 200; i++ {
+		if _, status, _ := c.call(1, 0, 0, nil, 100); status != 0 {
+			t.Fatalf("call %d: fault %#x", i, status)
+		}
+	}
+}

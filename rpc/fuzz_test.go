@@ -1,0 +1,82 @@
+package rpc_test
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"testing"
+
+	"github.com/oiweiwei/go-msrpc/dcerpc"
+	"github.com/oiweiwei/go-msrpc/msrpc/epm/epm/v3"
+	fsrvp "github.com/oiweiwei/go-msrpc/msrpc/fsrvp/fileservervssagent/v1"
+
+	"github.com/fsrvpd/fsrvpd/rpc"
+)
+
+// FuzzPDU feeds arbitrary bytes, as the whole client side of a connection,
+// into a server over an in-memory pipe: PDU parsing, bind negotiation,
+// reassembly, dispatch into go-msrpc's generated FSRVP stub, and the
+// replies. It checks that nothing panics (a panic recovered by the
+// connection's last-resort handler fails the test too) and that the
+// connection ends once the input does.
+//
+//	go test ./rpc -run '^$' -fuzz FuzzPDU -fuzztime 60s
+func FuzzPDU(f *testing.F) {
+	ctx0 := rawCtx{0, fsrvpSyntax, []*dcerpc.SyntaxID{ndr20}}
+	bind := frame(ptBind, pfcWhole, 1, bindBody(5840, 0, ctx0,
+		rawCtx{1, fsrvpSyntax, []*dcerpc.SyntaxID{ndr64}}, rawCtx{2, unknownSyntax, []*dcerpc.SyntaxID{ndr20}},
+		rawCtx{3, fsrvpSyntax, []*dcerpc.SyntaxID{featureSyntax(3)}}))
+	stub := isPathSupportedStub(f, "\\\\server\\share")
+	call := frame(ptRequest, pfcWhole, 2, requestBody(0, 8, len(stub), stub))
+	call64 := frame(ptRequest, pfcWhole, 3, requestBody(1, 0, 0, nil))
+	frag := append(append(
+		frame(ptRequest, pfcFirst, 4, requestBody(0, 8, len(stub), stub[:8])),
+		frame(ptRequest, 0, 4, requestBody(0, 8, len(stub)-8, stub[8:16]))...),
+		frame(ptRequest, pfcLast, 4, requestBody(0, 8, len(stub)-16, stub[16:]))...)
+	alter := frame(ptAlter, pfcWhole, 5, bindBody(0, 0, rawCtx{7, epm.EpmSyntaxV3_0, []*dcerpc.SyntaxID{ndr20}}))
+	orphan := append(frame(ptRequest, pfcFirst, 6, requestBody(0, 8, 99, stub[:4])), frame(ptOrphaned, pfcWhole, 6, nil)...)
+	mpx := frame(ptBind, pfcWhole|pfcConcMPX, 1, bindBody(2048, 7, ctx0))
+
+	for _, seed := range [][]byte{
+		bind,
+		cat(bind, call),
+		cat(bind, call64, frag, alter, orphan, call),
+		cat(mpx, frag[:len(frag)/2], call, frag[len(frag)/2:]),
+		cat(bind, frame(ptRequest, pfcWhole|pfcObject, 8, append(requestBody(0, 0, 0, nil), make([]byte, 16)...))),
+		cat(bind, frame(ptRequest, pfcWhole, 9, requestBody(0, 8, 3, []byte{1, 2, 3}))),
+		bind[:20],
+		cat(bind, call[:30]),
+		cat(bind, bind),
+	} {
+		f.Add(seed)
+	}
+
+	s := &rpc.Server{Logger: testLogger(), MaxRequestSize: 64 << 10}
+	s.Register(fsrvp.FileServerVSSAgentSyntaxV1_0, fsrvp.NewFileServerVSSAgentServerHandle(&fakeFSRVP{}))
+	s.Register(epm.EpmSyntaxV3_0, fsrvp.NewFileServerVSSAgentServerHandle(&fakeFSRVP{}))
+	panics := &panicHook{}
+	s.Logger.Logger.AddHook(panics)
+
+	f.Fuzz(func(t *testing.T, data []byte) {
+		client, server := net.Pipe()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			s.ServeConn(server, rpc.ConnInfo{Transport: rpc.TransportTCP, ClientAddress: "fuzz"})
+		}()
+		drained := make(chan struct{})
+		go func() {
+			defer close(drained)
+			io.Copy(io.Discard, client)
+		}()
+		client.Write(data) // fails once the server hangs up; that is fine
+		client.Close()
+		<-done
+		<-drained
+		if p := panics.take(); p != "" {
+			t.Fatalf("recovered panic: %s", p)
+		}
+	})
+}
+
+func cat(pdus ...[]byte) []byte { return bytes.Join(pdus, nil) }
