@@ -31,7 +31,7 @@ func callerOf(ctx context.Context) Caller {
 	if !ok {
 		return Caller{}
 	}
-	return Caller{Address: c.ClientAddress, AuthLevel: c.AuthLevel}
+	return Caller{Address: c.ClientAddress, AuthLevel: c.AuthLevel, Log: rpc.Logger(ctx)}
 }
 
 // guidIn converts a wire GUID; NULL pointers and GUID_NULL become uuid.Nil.

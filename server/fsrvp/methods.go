@@ -26,7 +26,17 @@ func isNotFound(err error) bool {
 }
 
 func (s *Service) opLog(op string, c Caller) *logrus.Entry {
-	return s.log.WithFields(logrus.Fields{"op": op, "client": c.Address})
+	l := s.log
+	if c.Log != nil {
+		f := make(logrus.Fields, len(c.Log.Data))
+		for k, v := range c.Log.Data {
+			if k != "component" {
+				f[k] = v
+			}
+		}
+		l = l.WithFields(f)
+	}
+	return l.WithFields(logrus.Fields{"op": op, "client": c.Address})
 }
 
 // GetSupportedVersion, opnum 0, §3.1.4.1.

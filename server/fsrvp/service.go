@@ -76,6 +76,9 @@ type Caller struct {
 	AuthLevel uint8
 	// Name is the authenticated account, if any, for logs.
 	Name string
+	// Log, if set, carries the transport's fields for this call (conn,
+	// call_id, opnum...); the service adds them to its own log lines.
+	Log *logrus.Entry
 }
 
 // AccessPolicy decides who may call (§3.1.4: packet integrity or privacy,
