@@ -65,13 +65,14 @@ type Server struct {
 	// one PDU, or one response, may take on the wire.
 	IdleTimeout time.Duration
 
-	initOnce sync.Once
-	slots    chan struct{} // one token per open connection
-	done     chan struct{} // closed by Shutdown
-	ctx      context.Context
-	cancel   context.CancelFunc // cancels every call when Shutdown gives up
-	connSeq  atomic.Uint64
-	groupSeq atomic.Uint32
+	initOnce  sync.Once
+	slotsOnce sync.Once
+	slots     chan struct{} // one token per open connection; sized by Serve
+	done      chan struct{} // closed by Shutdown
+	ctx       context.Context
+	cancel    context.CancelFunc // cancels every call when Shutdown gives up
+	connSeq   atomic.Uint64
+	groupSeq  atomic.Uint32
 
 	mu        sync.Mutex
 	ifaces    map[[16]byte][]*iface // by interface UUID
@@ -89,7 +90,6 @@ type iface struct {
 
 func (s *Server) init() {
 	s.initOnce.Do(func() {
-		s.slots = make(chan struct{}, s.maxConns())
 		s.done = make(chan struct{})
 		s.ctx, s.cancel = context.WithCancel(context.Background())
 		s.listeners = make(map[net.Listener]struct{})
@@ -157,6 +157,7 @@ func (s *Server) Serve(l net.Listener) error {
 		return ErrServerClosed
 	}
 	defer s.trackListener(l, false)
+	s.slotsOnce.Do(func() { s.slots = make(chan struct{}, s.maxConns()) })
 	s.log().WithField("addr", l.Addr().String()).Info("rpc: serving")
 
 	var backoff time.Duration
