@@ -101,3 +101,36 @@ type Backend interface {
 	// particular order.
 	List(ctx context.Context) ([]Snapshot, error)
 }
+
+// Request is one snapshot of a CreateBatch.
+type Request struct {
+	Volume  Volume
+	ID      string
+	Options CreateOptions
+}
+
+// BatchCreator is implemented by backends that can snapshot several volumes
+// closer to one instant than separate Creates can (ZFS: one `zfs snapshot`
+// per pool, atomic within the pool; btrfs: parallel ioctls). CreateBatch is
+// all or nothing: if any snapshot fails, those taken are deleted and the
+// error is returned. The snapshots come back in the order of reqs. Callers
+// use it when a backend has it and fall back to parallel Creates.
+type BatchCreator interface {
+	CreateBatch(ctx context.Context, reqs []Request) ([]Snapshot, error)
+}
+
+// VolumeUsage is the space a volume's snapshots hold.
+type VolumeUsage struct {
+	VolumeID string
+	// SnapshotBytes is the space held only by snapshots (ZFS
+	// usedbysnapshots, btrfs exclusive qgroup bytes of our snapshots).
+	SnapshotBytes int64
+	// Known is false when the filesystem cannot tell (btrfs without
+	// qgroups, the dir backend on a filesystem without reflinks).
+	Known bool
+}
+
+// UsageReporter is implemented by backends that can report snapshot space.
+type UsageReporter interface {
+	Usage(ctx context.Context, vol Volume) (VolumeUsage, error)
+}
