@@ -188,3 +188,27 @@ func (e *memExposer) count() int {
 	defer e.mu.Unlock()
 	return len(e.shares)
 }
+
+// batchBackend adds storage.BatchCreator to memBackend and counts batches.
+type batchBackend struct {
+	*memBackend
+	batches int
+}
+
+func (b *batchBackend) CreateBatch(ctx context.Context, reqs []storage.Request) ([]storage.Snapshot, error) {
+	b.mu.Lock()
+	b.batches++
+	b.mu.Unlock()
+	var out []storage.Snapshot
+	for _, r := range reqs {
+		sn, err := b.Create(ctx, r.Volume, r.ID, r.Options)
+		if err != nil {
+			for _, done := range out {
+				b.Delete(ctx, done.ID)
+			}
+			return nil, err
+		}
+		out = append(out, sn)
+	}
+	return out, nil
+}

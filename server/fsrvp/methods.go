@@ -264,16 +264,55 @@ type commitJob struct {
 	snaps  map[uuid.UUID]storage.Snapshot
 }
 
+type task struct {
+	id  uuid.UUID
+	vol storage.Volume
+}
+
+// createParallel takes one snapshot per task with concurrent Creates, the
+// fallback for backends without storage.BatchCreator. If any fails, those
+// taken are deleted again and the first error is returned.
+func (s *Service) createParallel(ctx context.Context, tasks []task, opts storage.CreateOptions, out map[uuid.UUID]storage.Snapshot) error {
+	type result struct {
+		id   uuid.UUID
+		snap storage.Snapshot
+		err  error
+	}
+	results := make(chan result, len(tasks))
+	for _, t := range tasks {
+		go func() {
+			snap, err := s.cfg.Backend.Create(ctx, t.vol, t.id.String(), opts)
+			results <- result{t.id, snap, err}
+		}()
+	}
+	var first error
+	for range tasks {
+		r := <-results
+		if r.err != nil {
+			if first == nil {
+				first = r.err
+			}
+			s.log.WithError(r.err).WithField("shadow_copy_id", r.id).Error("snapshot failed")
+			continue
+		}
+		out[r.id] = r.snap
+	}
+	if first != nil {
+		for id := range out {
+			if err := s.cfg.Backend.Delete(context.Background(), id.String()); err != nil && !isNotFound(err) {
+				s.log.WithError(err).WithField("shadow_copy_id", id).Error("rollback of snapshot failed")
+			}
+		}
+	}
+	return first
+}
+
 // startCommitLocked launches the snapshot job of set. All shadow copies are
 // taken in parallel, as close to one instant as the backend allows; if any
 // fails, the ones taken are deleted again, so a failed job leaves nothing.
 func (s *Service) startCommitLocked(set *Set) *commitJob {
 	ctx, cancel := context.WithCancel(context.Background())
 	j := &commitJob{done: make(chan struct{}), cancel: cancel, snaps: map[uuid.UUID]storage.Snapshot{}}
-	type task struct {
-		id  uuid.UUID
-		vol storage.Volume
-	}
 	tasks := make([]task, 0, len(set.Copies))
 	for _, sc := range set.Copies {
 		tasks = append(tasks, task{sc.ID, storage.Volume{ID: sc.VolumeID, Root: sc.VolumeRoot}})
@@ -284,38 +323,27 @@ func (s *Service) startCommitLocked(set *Set) *commitJob {
 	go func() {
 		defer close(j.done)
 		defer cancel()
-		type result struct {
-			id   uuid.UUID
-			snap storage.Snapshot
-			err  error
-		}
-		results := make(chan result, len(tasks))
 		start := time.Now()
-		for _, t := range tasks {
-			go func() {
-				snap, err := s.cfg.Backend.Create(ctx, t.vol, t.id.String(), opts)
-				results <- result{t.id, snap, err}
-			}()
-		}
-		for range tasks {
-			r := <-results
-			if r.err != nil {
-				if j.err == nil {
-					j.err = r.err
-				}
-				log.WithError(r.err).WithField("shadow_copy_id", r.id).Error("snapshot failed")
-				continue
+		if bc, ok := s.cfg.Backend.(storage.BatchCreator); ok {
+			reqs := make([]storage.Request, len(tasks))
+			for i, t := range tasks {
+				reqs[i] = storage.Request{Volume: t.vol, ID: t.id.String(), Options: opts}
 			}
-			j.snaps[r.id] = r.snap
-		}
-		if j.err != nil {
-			for id := range j.snaps {
-				if err := s.cfg.Backend.Delete(context.Background(), id.String()); err != nil && !isNotFound(err) {
-					log.WithError(err).WithField("shadow_copy_id", id).Error("rollback of snapshot failed")
-				}
+			snaps, err := bc.CreateBatch(ctx, reqs)
+			if err != nil {
+				j.err = err
+				log.WithError(err).Error("snapshots failed")
+				return
 			}
-			j.snaps = nil
-			return
+			for i, t := range tasks {
+				j.snaps[t.id] = snaps[i]
+			}
+		} else {
+			j.err = s.createParallel(ctx, tasks, opts, j.snaps)
+			if j.err != nil {
+				j.snaps = nil
+				return
+			}
 		}
 		log.WithField("duration_s", time.Since(start).Seconds()).Debug("snapshots taken")
 	}()

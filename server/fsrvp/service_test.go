@@ -639,3 +639,23 @@ func TestTimerExpiryAfterSetContextAlone(t *testing.T) {
 	})
 	must(t, "SetContext by another client", h.s.SetContext(ctx, bob, CtxBackup))
 }
+
+func TestCommitUsesBatchCreator(t *testing.T) {
+	var bb *batchBackend
+	h := newHarness(t, func(c *Config) {
+		bb = &batchBackend{memBackend: c.Backend.(*memBackend)}
+		c.Backend = bb
+	})
+	c := h.upTo(Added, CtxBackup, "share1", "share2")
+	h.b.failVolume["vol:/v2"] = errors.New("pool suspended")
+	want(t, "failing batch", h.s.CommitShadowCopySet(ctx, alice, c.set, 0), VSS_E_UNEXPECTED_PROVIDER_ERROR)
+	if h.b.count() != 0 {
+		t.Fatalf("%d snapshots left by a failed batch", h.b.count())
+	}
+	delete(h.b.failVolume, "vol:/v2")
+	must(t, "Commit", h.s.CommitShadowCopySet(ctx, alice, c.set, 0))
+	if bb.batches != 2 || h.b.count() != 2 {
+		t.Fatalf("batches %d snapshots %d, want one batch per Commit and 2 snapshots", bb.batches, h.b.count())
+	}
+	must(t, "Expose", h.s.ExposeShadowCopySet(ctx, alice, c.set, 0))
+}
