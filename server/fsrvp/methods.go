@@ -1,8 +1,10 @@
 package fsrvp
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -37,6 +39,35 @@ func (s *Service) opLog(op string, c Caller) *logrus.Entry {
 		l = l.WithFields(f)
 	}
 	return l.WithFields(logrus.Fields{"op": op, "client": c.Address})
+}
+
+// admit runs the checks every method starts with: the access check
+// (§3.1.4), then NULL / GUID_NULL arguments → E_INVALIDARG.
+func (s *Service) admit(c Caller, ids ...uuid.UUID) HResult {
+	if !s.cfg.Access.allows(c) {
+		return E_ACCESSDENIED
+	}
+	for _, id := range ids {
+		if id == uuid.Nil {
+			return E_INVALIDARG
+		}
+	}
+	return S_OK
+}
+
+// setInLocked looks a set up for a per-set method: an unknown id is
+// FSRVP_E_SHADOWCOPYSET_ID_MISMATCH, a status not in states is
+// FSRVP_E_BAD_STATE (any status passes when states is empty). Callers hold
+// s.mu.
+func (s *Service) setInLocked(id uuid.UUID, states ...Status) (*Set, HResult) {
+	set := s.sets[id]
+	if set == nil {
+		return nil, FSRVP_E_SHADOWCOPYSET_ID_MISMATCH
+	}
+	if len(states) > 0 && !slices.Contains(states, set.Status) {
+		return nil, FSRVP_E_BAD_STATE
+	}
+	return set, S_OK
 }
 
 // GetSupportedVersion, opnum 0, §3.1.4.1.
@@ -145,11 +176,8 @@ func (s *Service) resolveShare(ctx context.Context, unc string) (shares.BaseShar
 // set checks, as the spec orders them. ClientShadowCopyId is ignored (note
 // <8>).
 func (s *Service) AddToShadowCopySet(ctx context.Context, c Caller, setID uuid.UUID, shareName string) (uuid.UUID, HResult) {
-	if !s.cfg.Access.allows(c) {
-		return uuid.Nil, E_ACCESSDENIED
-	}
-	if setID == uuid.Nil || shareName == "" {
-		return uuid.Nil, E_INVALIDARG
+	if rc := s.admit(c, setID); rc != S_OK || shareName == "" {
+		return uuid.Nil, cmp.Or(rc, E_INVALIDARG)
 	}
 	base, vol, rc := s.resolveShare(ctx, shareName)
 	if rc != S_OK {
@@ -157,12 +185,9 @@ func (s *Service) AddToShadowCopySet(ctx context.Context, c Caller, setID uuid.U
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	set := s.sets[setID]
-	if set == nil {
-		return uuid.Nil, FSRVP_E_SHADOWCOPYSET_ID_MISMATCH
-	}
-	if set.Status != Started && set.Status != Added {
-		return uuid.Nil, FSRVP_E_BAD_STATE
+	set, rc := s.setInLocked(setID, Started, Added)
+	if rc != S_OK {
+		return uuid.Nil, rc
 	}
 	s.stopTimer()
 	next := set.clone()
@@ -205,21 +230,14 @@ func waitTimeout(ms uint32, def time.Duration) time.Duration {
 // PrepareShadowCopySet, opnum 12, §3.1.4.12. Preparation flushes the
 // volumes of the set; the set stays Added.
 func (s *Service) PrepareShadowCopySet(ctx context.Context, c Caller, setID uuid.UUID, timeoutMs uint32) HResult {
-	if !s.cfg.Access.allows(c) {
-		return E_ACCESSDENIED
-	}
-	if setID == uuid.Nil {
-		return E_INVALIDARG
+	if rc := s.admit(c, setID); rc != S_OK {
+		return rc
 	}
 	s.mu.Lock()
-	set := s.sets[setID]
-	if set == nil {
+	set, rc := s.setInLocked(setID, Added)
+	if rc != S_OK {
 		s.mu.Unlock()
-		return FSRVP_E_SHADOWCOPYSET_ID_MISMATCH
-	}
-	if set.Status != Added {
-		s.mu.Unlock()
-		return FSRVP_E_BAD_STATE
+		return rc
 	}
 	s.stopTimer()
 	roots := make([]string, 0, len(set.Copies))
@@ -230,7 +248,7 @@ func (s *Service) PrepareShadowCopySet(ctx context.Context, c Caller, setID uuid
 
 	done := make(chan error, 1)
 	go func() { done <- s.cfg.Prepare(context.WithoutCancel(ctx), roots) }()
-	var rc HResult
+	rc = S_OK
 	select {
 	case err := <-done:
 		if err != nil {
@@ -356,21 +374,14 @@ func (s *Service) startCommitLocked(set *Set) *commitJob {
 // Commit waits for the same job. A job that fails leaves the set
 // CreationInProgress with nothing taken, and a repeated Commit retries.
 func (s *Service) CommitShadowCopySet(ctx context.Context, c Caller, setID uuid.UUID, timeoutMs uint32) HResult {
-	if !s.cfg.Access.allows(c) {
-		return E_ACCESSDENIED
-	}
-	if setID == uuid.Nil {
-		return E_INVALIDARG
+	if rc := s.admit(c, setID); rc != S_OK {
+		return rc
 	}
 	s.mu.Lock()
-	set := s.sets[setID]
-	if set == nil {
+	set, rc := s.setInLocked(setID, Added, CreationInProgress)
+	if rc != S_OK {
 		s.mu.Unlock()
-		return FSRVP_E_SHADOWCOPYSET_ID_MISMATCH
-	}
-	if set.Status != Added && set.Status != CreationInProgress {
-		s.mu.Unlock()
-		return FSRVP_E_BAD_STATE
+		return rc
 	}
 	s.stopTimer()
 	j := s.jobs[setID]

@@ -28,20 +28,14 @@ func exposedPath(sc *ShadowCopy, m *MappedShare) (string, error) {
 // If any share cannot be created, or the whole exposure takes longer than
 // the timeout, the shares made are withdrawn and the set stays Committed.
 func (s *Service) ExposeShadowCopySet(ctx context.Context, c Caller, setID uuid.UUID, timeoutMs uint32) HResult {
-	if !s.cfg.Access.allows(c) {
-		return E_ACCESSDENIED
-	}
-	if setID == uuid.Nil {
-		return E_INVALIDARG
+	if rc := s.admit(c, setID); rc != S_OK {
+		return rc
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	set := s.sets[setID]
-	if set == nil {
-		return FSRVP_E_SHADOWCOPYSET_ID_MISMATCH
-	}
-	if set.Status != Committed {
-		return FSRVP_E_BAD_STATE
+	set, rc := s.setInLocked(setID, Committed)
+	if rc != S_OK {
+		return rc
 	}
 	s.stopTimer()
 	start := time.Now()
@@ -54,7 +48,7 @@ func (s *Service) ExposeShadowCopySet(ctx context.Context, c Caller, setID uuid.
 			}
 		}
 	}
-	rc := S_OK
+	rc = S_OK
 expose:
 	for _, sc := range next.Copies {
 		for _, m := range sc.Mappings {
@@ -103,20 +97,14 @@ expose:
 // an ATTR_AUTO_RECOVERY set become read-only for good, and the sequence
 // ends.
 func (s *Service) RecoveryCompleteShadowCopySet(ctx context.Context, c Caller, setID uuid.UUID) HResult {
-	if !s.cfg.Access.allows(c) {
-		return E_ACCESSDENIED
-	}
-	if setID == uuid.Nil {
-		return E_INVALIDARG
+	if rc := s.admit(c, setID); rc != S_OK {
+		return rc
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	set := s.sets[setID]
-	if set == nil {
-		return FSRVP_E_SHADOWCOPYSET_ID_MISMATCH
-	}
-	if set.Status != Exposed {
-		return FSRVP_E_BAD_STATE
+	set, rc := s.setInLocked(setID, Exposed)
+	if rc != S_OK {
+		return rc
 	}
 	s.stopTimer()
 	if set.Context&AttrNoAutoRecovery == 0 {
@@ -154,17 +142,14 @@ func (s *Service) RecoveryCompleteShadowCopySet(ctx context.Context, c Caller, s
 // FALSE; this server does so only when no other set is left in creation,
 // so aborting an old Recovered set cannot end a newer sequence.
 func (s *Service) AbortShadowCopySet(_ context.Context, c Caller, setID uuid.UUID) HResult {
-	if !s.cfg.Access.allows(c) {
-		return E_ACCESSDENIED
-	}
-	if setID == uuid.Nil {
-		return E_INVALIDARG
+	if rc := s.admit(c, setID); rc != S_OK {
+		return rc
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	set := s.sets[setID]
-	if set == nil {
-		return FSRVP_E_SHADOWCOPYSET_ID_MISMATCH
+	set, rc := s.setInLocked(setID)
+	if rc != S_OK {
+		return rc
 	}
 	if err := s.destroyLocked(set); err != nil {
 		s.log.WithError(err).WithField("set_id", setID).Error("abort failed")
