@@ -81,6 +81,10 @@ func Start(ctx context.Context, cfg config.Config, log *logrus.Entry) (_ *Daemon
 	if cfg.FSRVP.SameVolume == "reject" {
 		sameVolume = fsrvp.SameVolumeReject
 	}
+	compat := fsrvp.CompatSpec
+	if cfg.FSRVP.Compat == "samba" {
+		compat = fsrvp.CompatSamba
+	}
 	d.service, err = fsrvp.New(fsrvp.Config{
 		Backend: backend, Shares: resolver, Exposer: exposer, DB: d.db,
 		Logger:       log.WithField("component", "fsrvp"),
@@ -90,6 +94,7 @@ func Start(ctx context.Context, cfg config.Config, log *logrus.Entry) (_ *Daemon
 		LongTimeout:  cfg.FSRVP.SequenceTimeout.Duration,
 		RetryLimit:   cfg.FSRVP.RetryLimit,
 		SameVolume:   sameVolume,
+		Compat:       compat,
 	})
 	if err != nil {
 		return nil, err

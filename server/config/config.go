@@ -58,6 +58,10 @@ type FSRVP struct {
 	// joins its shadow copy, as Windows does) or "reject"
 	// (FSRVP_E_OBJECT_ALREADY_EXISTS, the literal §3.1.4.4).
 	SameVolume string `toml:"same_volume"`
+	// Compat is "spec" (the default: MS-FSRVP exactly) or "samba" (the
+	// deviations of Samba's agent that its tools rely on; see
+	// fsrvp.CompatSamba for the exact list).
+	Compat string `toml:"compat"`
 	// AllowUnauthenticated accepts calls without RPC authentication. Only
 	// for loopback or trusted transports; the spec requires packet
 	// integrity.
@@ -113,7 +117,7 @@ func Default() Config {
 			LogLevel:       "info",
 			LogFormat:      "text",
 		},
-		FSRVP:   FSRVP{RetryLimit: 5, SameVolume: "share"},
+		FSRVP:   FSRVP{RetryLimit: 5, SameVolume: "share", Compat: "spec"},
 		Storage: Storage{Backend: "dir"},
 	}
 }
@@ -203,6 +207,11 @@ func (c *Config) Validate() error {
 	case "share", "reject":
 	default:
 		bad("fsrvp.same_volume", "%q is not share or reject", c.FSRVP.SameVolume)
+	}
+	switch c.FSRVP.Compat {
+	case "spec", "samba":
+	default:
+		bad("fsrvp.compat", "%q is not spec or samba", c.FSRVP.Compat)
 	}
 	switch c.Storage.Backend {
 	case "dir":

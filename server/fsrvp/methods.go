@@ -62,12 +62,20 @@ func (s *Service) admit(c Caller, ids ...uuid.UUID) HResult {
 func (s *Service) setInLocked(id uuid.UUID, states ...Status) (*Set, HResult) {
 	set := s.sets[id]
 	if set == nil {
-		return nil, FSRVP_E_SHADOWCOPYSET_ID_MISMATCH
+		return nil, s.unknownSet()
 	}
 	if len(states) > 0 && !slices.Contains(states, set.Status) {
 		return nil, FSRVP_E_BAD_STATE
 	}
 	return set, S_OK
+}
+
+// unknownSet is the code for an unknown ShadowCopySetId.
+func (s *Service) unknownSet() HResult {
+	if s.cfg.Compat == CompatSamba {
+		return E_INVALIDARG
+	}
+	return FSRVP_E_SHADOWCOPYSET_ID_MISMATCH
 }
 
 // GetSupportedVersion, opnum 0, §3.1.4.1.

@@ -218,7 +218,7 @@ func (s *Service) GetShareMapping(_ context.Context, c Caller, scID, setID uuid.
 	defer s.mu.Unlock()
 	set := s.sets[setID]
 	if set == nil {
-		return Mapping{}, FSRVP_E_SHADOWCOPYSET_ID_MISMATCH
+		return Mapping{}, s.unknownSet()
 	}
 	if set.Status != Exposed {
 		return Mapping{}, FSRVP_E_BAD_STATE
@@ -243,6 +243,9 @@ func (s *Service) GetShareMapping(_ context.Context, c Caller, scID, setID uuid.
 	out := Mapping{SetID: setID, ShadowCopyID: scID, ShareNameUNC: m.ShareName, Created: sc.Created}
 	if m.isExposed() {
 		out.ExposedUNC = uncOf(s.cfg.ServerName, m.Exposed)
+		if s.cfg.Compat == CompatSamba {
+			out.ExposedUNC = m.Exposed
+		}
 	}
 	return out, S_OK
 }
@@ -269,6 +272,9 @@ func (s *Service) DeleteShareMapping(ctx context.Context, c Caller, setID, scID 
 	next := set.clone()
 	sc := next.copyByID(scID)
 	if sc == nil {
+		if s.cfg.Compat == CompatSamba {
+			return E_INVALIDARG
+		}
 		return FSRVP_E_OBJECT_NOT_FOUND
 	}
 	_, name, ok := parseUNC(shareName)

@@ -38,6 +38,26 @@ const (
 	SameVolumeReject
 )
 
+// Compat selects deviations from MS-FSRVP for clients written against
+// Samba's agent.
+type Compat int
+
+const (
+	// CompatSpec follows the specification exactly (the default).
+	CompatSpec Compat = iota
+	// CompatSamba reproduces exactly the deviations of Samba's rpcd_fsrvp
+	// that Samba's own tools (smbtorture rpc.fsrvp, rpcclient scripts)
+	// encode, and nothing else:
+	//   - GetShareMapping returns ShadowCopyShareName as the bare share name
+	//     share@{GUID}, not a UNC name (spec §2.2.1.1);
+	//   - an unknown ShadowCopySetId gives E_INVALIDARG where §3.1.4 says
+	//     FSRVP_E_SHADOWCOPYSET_ID_MISMATCH (Add, Prepare, Commit, Expose,
+	//     RecoveryComplete, Abort, GetShareMapping);
+	//   - DeleteShareMapping with an unknown ShadowCopyId gives E_INVALIDARG
+	//     where §3.1.4.12 says FSRVP_E_OBJECT_NOT_FOUND.
+	CompatSamba
+)
+
 // Config wires a Service to its collaborators. Zero durations and limits
 // take the spec defaults.
 type Config struct {
@@ -58,6 +78,7 @@ type Config struct {
 	// means no limit, as on Windows Server 2012.
 	RetryLimit int
 	SameVolume SameVolume
+	Compat     Compat
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }

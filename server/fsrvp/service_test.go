@@ -659,3 +659,26 @@ func TestCommitUsesBatchCreator(t *testing.T) {
 	}
 	must(t, "Expose", h.s.ExposeShadowCopySet(ctx, alice, c.set, 0))
 }
+
+func TestCompatSamba(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.Compat = CompatSamba })
+	c := h.upTo(Exposed, CtxBackup, "share1")
+	unknown := uuid.New()
+	_, rc := h.s.AddToShadowCopySet(ctx, alice, unknown, `\\h\share2`)
+	want(t, "Add unknown set", rc, E_INVALIDARG)
+	want(t, "Prepare unknown set", h.s.PrepareShadowCopySet(ctx, alice, unknown, 0), E_INVALIDARG)
+	want(t, "Commit unknown set", h.s.CommitShadowCopySet(ctx, alice, unknown, 0), E_INVALIDARG)
+	want(t, "Expose unknown set", h.s.ExposeShadowCopySet(ctx, alice, unknown, 0), E_INVALIDARG)
+	want(t, "Recovery unknown set", h.s.RecoveryCompleteShadowCopySet(ctx, alice, unknown), E_INVALIDARG)
+	want(t, "Abort unknown set", h.s.AbortShadowCopySet(ctx, alice, unknown), E_INVALIDARG)
+	_, rc = h.s.GetShareMapping(ctx, alice, c.sc["share1"], unknown, `\\h\share1`, 1)
+	want(t, "GetShareMapping unknown set", rc, E_INVALIDARG)
+	want(t, "Delete unknown set", h.s.DeleteShareMapping(ctx, alice, unknown, c.sc["share1"], `\\h\share1`), FSRVP_E_OBJECT_NOT_FOUND)
+	want(t, "Delete unknown shadow copy", h.s.DeleteShareMapping(ctx, alice, c.set, unknown, `\\h\share1`), E_INVALIDARG)
+	want(t, "Delete unmapped share (unchanged)", h.s.DeleteShareMapping(ctx, alice, c.set, c.sc["share1"], `\\h\share2`), FSRVP_E_OBJECT_NOT_FOUND)
+	m, rc := h.s.GetShareMapping(ctx, alice, c.sc["share1"], c.set, `\\h\share1`, 1)
+	must(t, "GetShareMapping", rc)
+	if m.ExposedUNC != "share1@{"+c.sc["share1"].String()+"}" {
+		t.Fatalf("compat exposed name %q", m.ExposedUNC)
+	}
+}
