@@ -6,6 +6,7 @@ package rpc
 import (
 	"context"
 	"net"
+	"strings"
 
 	"github.com/sirupsen/logrus"
 )
@@ -47,6 +48,9 @@ type Caller struct {
 	ConnID uint64
 	// AssocGroupID is the association group of the connection.
 	AssocGroupID uint32
+	// Session is the client's identity established by the transport
+	// (ConnInfo.Session), or nil. It is shared: do not modify it.
+	Session *Session
 }
 
 type ctxKey int
@@ -81,4 +85,86 @@ func Logger(ctx context.Context) *logrus.Entry {
 		return l
 	}
 	return logrus.NewEntry(logrus.StandardLogger())
+}
+
+// Session is the identity of the client as established by the transport
+// before any DCE/RPC traffic, e.g. the SMB session that smbd hands over
+// with a named pipe (see package rpc/np). It is nil for transports that
+// carry no identity (ncacn_ip_tcp, ncalrpc). The runtime shares one Session
+// among all calls of a connection: handlers must not modify it.
+type Session struct {
+	// User and Domain are the account and domain names of the SMB session
+	// (auth_user_info.account_name and domain_name); UnixName is the unix
+	// user name smbd mapped the account to.
+	User, Domain, UnixName string
+	// SIDs is the security token's SID list in the order sent: the user,
+	// the primary group, then the other groups. Transport-internal SIDs
+	// (Samba's S-1-22-2041152804-* and S-1-22-1397571891-*) are removed.
+	SIDs []string
+	// Privileges is the token's privilege mask (Samba's SEC_PRIV_* bits,
+	// e.g. PrivBackup).
+	Privileges uint64
+	// HasUnixToken tells whether UID, GID and GIDs are valid. Without a
+	// unix token they are zero and must not be taken as root.
+	HasUnixToken bool
+	UID, GID     uint32
+	GIDs         []uint32
+	// ClientAddr and ClientPort are the SMB client's address and TCP port;
+	// ServerAddr and ServerPort the file server's end of that connection.
+	ClientAddr string
+	ClientPort uint16
+	ServerAddr string
+	ServerPort uint16
+	// Encrypted tells whether the SMB traffic that carried the pipe open
+	// was encrypted; SMBDialect and SMBCipher are then the SMB dialect
+	// (e.g. 0x311) and cipher id (1 AES-128-CCM, 2 AES-128-GCM, ...).
+	Encrypted  bool
+	SMBDialect uint16
+	SMBCipher  uint16
+}
+
+// Well-known SIDs and privileges used by IsBackupCapable.
+const (
+	SIDAdministrators  = "S-1-5-32-544" // BUILTIN\Administrators
+	SIDBackupOperators = "S-1-5-32-551" // BUILTIN\Backup Operators
+	// PrivBackup is SeBackupPrivilege in Samba's privilege mask
+	// (SEC_PRIV_BACKUP, libcli/security/privileges.h).
+	PrivBackup uint64 = 0x200
+)
+
+// HasSID reports whether sid is in the session's SID list. SIDs compare
+// case-insensitively ("s-1-5-32-544" matches).
+func (s *Session) HasSID(sid string) bool {
+	if s == nil {
+		return false
+	}
+	for _, x := range s.SIDs {
+		if strings.EqualFold(x, sid) {
+			return true
+		}
+	}
+	return false
+}
+
+// IsBackupCapable implements the FSRVP authorization rule of Samba's
+// fss_permitted(), extended by configured SIDs: the caller is unix uid 0,
+// or a member of Administrators or Backup Operators, or holds
+// SeBackupPrivilege, or has one of extraSIDs in its token. A nil Session
+// is never capable.
+func (s *Session) IsBackupCapable(extraSIDs ...string) bool {
+	if s == nil {
+		return false
+	}
+	if s.HasUnixToken && s.UID == 0 {
+		return true
+	}
+	if s.Privileges&PrivBackup != 0 || s.HasSID(SIDAdministrators) || s.HasSID(SIDBackupOperators) {
+		return true
+	}
+	for _, x := range extraSIDs {
+		if x != "" && s.HasSID(x) {
+			return true
+		}
+	}
+	return false
 }

@@ -67,6 +67,7 @@ func newConn(s *Server, nc net.Conn, info ConnInfo) *conn {
 			LocalAddr:     nc.LocalAddr(),
 			ClientAddress: info.ClientAddress,
 			ConnID:        id,
+			Session:       info.Session,
 		},
 		log: s.log().WithFields(logrus.Fields{
 			LogFieldConn:   id,

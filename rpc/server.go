@@ -201,6 +201,9 @@ type ConnInfo struct {
 	// SecondaryAddress is the sec_addr sent in bind_ack: the TCP port for
 	// ncacn_ip_tcp, "\PIPE\name" for ncacn_np, empty for ncalrpc.
 	SecondaryAddress string
+	// Session is the client identity the transport established, handed to
+	// every call as Caller.Session; nil for none.
+	Session *Session
 }
 
 // ServeConn serves one already-accepted connection, for transports that are
