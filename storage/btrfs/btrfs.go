@@ -1,0 +1,518 @@
+package btrfs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
+
+	"github.com/fsrvpd/fsrvpd/storage"
+)
+
+// Name is the backend's name, as Backend.Name returns it.
+const Name = "btrfs"
+
+// Reserved names in SnapshotDir: fsrvp-<id> is the snapshot subvolume,
+// fsrvp-<id>.json its sidecar. IDs contain no dot, so the two never clash.
+const (
+	snapPrefix = "fsrvp-"
+	metaSuffix = ".json"
+)
+
+// Config configures a Backend.
+type Config struct {
+	// SnapshotDir is where snapshots live: a directory on the same btrfs
+	// filesystem as the volumes, outside every volume that is snapshotted
+	// (a dedicated subvolume, or a directory of the top-level subvolume
+	// that is not shared). It is created with mode 0700 if missing.
+	SnapshotDir string
+	// Logger receives lifecycle messages and warnings; nil discards them.
+	Logger *logrus.Entry
+}
+
+// Backend is the btrfs storage backend. See the package documentation.
+type Backend struct {
+	snapDir string
+	fsid    [16]byte
+	log     *logrus.Entry
+	locks   idLocks
+}
+
+var (
+	_ storage.Backend       = (*Backend)(nil)
+	_ storage.BatchCreator  = (*Backend)(nil)
+	_ storage.UsageReporter = (*Backend)(nil)
+)
+
+// New checks cfg and returns a Backend. It does not touch existing
+// snapshots or leftovers.
+func New(cfg Config) (*Backend, error) {
+	b := &Backend{log: cfg.Logger}
+	if b.log == nil {
+		l := logrus.New()
+		l.Out = io.Discard
+		b.log = logrus.NewEntry(l)
+	}
+	b.log = b.log.WithField("backend", Name)
+	if !filepath.IsAbs(cfg.SnapshotDir) {
+		return nil, fmt.Errorf("btrfs backend: snapshot dir %q is not absolute", cfg.SnapshotDir)
+	}
+	if err := os.MkdirAll(cfg.SnapshotDir, 0o700); err != nil {
+		return nil, fmt.Errorf("btrfs backend: %w", err)
+	}
+	dir, err := filepath.EvalSymlinks(cfg.SnapshotDir)
+	if err != nil {
+		return nil, fmt.Errorf("btrfs backend: snapshot dir: %w", err)
+	}
+	f, err := openDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("btrfs backend: snapshot dir: %w", err)
+	}
+	defer f.Close()
+	if err := onBtrfs(f); err != nil {
+		return nil, fmt.Errorf("btrfs backend: snapshot dir %s: %w", dir, err)
+	}
+	if b.fsid, err = fsID(int(f.Fd())); err != nil {
+		return nil, fmt.Errorf("btrfs backend: snapshot dir %s: FS_INFO: %w", dir, err)
+	}
+	b.snapDir = dir
+	return b, nil
+}
+
+// Name implements storage.Backend.
+func (b *Backend) Name() string { return Name }
+
+func openDir(p string) (*os.File, error) {
+	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: p, Err: err}
+	}
+	return os.NewFile(uintptr(fd), p), nil
+}
+
+func onBtrfs(f *os.File) error {
+	var st unix.Statfs_t
+	if err := unix.Fstatfs(int(f.Fd()), &st); err != nil {
+		return err
+	}
+	if uint32(st.Type) != superMagic {
+		return fmt.Errorf("not on btrfs (filesystem type %#x): %w", st.Type, storage.ErrNotSupported)
+	}
+	return nil
+}
+
+func fstat(f *os.File) (unix.Stat_t, error) {
+	var st unix.Stat_t
+	err := unix.Fstat(int(f.Fd()), &st)
+	return st, err
+}
+
+// volumeID is the subvolume UUID, or fsid/treeid for a subvolume without
+// one (the top level of filesystems made by old mkfs.btrfs).
+func (b *Backend) volumeID(info subvolInfo) string {
+	if info.UUID == [16]byte{} {
+		return fmt.Sprintf("%s/%d", formatUUID(b.fsid), info.TreeID)
+	}
+	return formatUUID(info.UUID)
+}
+
+// Volume implements storage.Backend. The volume is the subvolume that
+// contains path (symlinks resolved): the nearest directory at or above it
+// whose inode is 256, the root of every subvolume. The volume is not
+// supported if it is on another filesystem than SnapshotDir, if it contains
+// SnapshotDir, or if anywhere below its root there is a nested subvolume or
+// a mount point: its snapshot would hold an empty directory in their place.
+func (b *Backend) Volume(ctx context.Context, path string) (storage.Volume, error) {
+	if err := ctx.Err(); err != nil {
+		return storage.Volume{}, err
+	}
+	if !filepath.IsAbs(path) {
+		return storage.Volume{}, fmt.Errorf("path %q is not absolute: %w", path, storage.ErrNotSupported)
+	}
+	real, err := filepath.EvalSymlinks(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return storage.Volume{}, fmt.Errorf("path %s: %w", path, storage.ErrNotFound)
+	}
+	if err != nil {
+		return storage.Volume{}, err
+	}
+	root, err := subvolumeRoot(real)
+	if err != nil {
+		return storage.Volume{}, fmt.Errorf("path %s: %w", path, err)
+	}
+	f, err := openDir(root)
+	if err != nil {
+		return storage.Volume{}, err
+	}
+	defer f.Close()
+	if fsid, err := fsID(int(f.Fd())); err != nil {
+		return storage.Volume{}, fmt.Errorf("volume %s: FS_INFO: %w", root, err)
+	} else if fsid != b.fsid {
+		return storage.Volume{}, fmt.Errorf("volume %s is on another btrfs filesystem than %s: %w", root, b.snapDir, storage.ErrNotSupported)
+	}
+	info, err := getSubvolInfo(int(f.Fd()))
+	if err != nil {
+		return storage.Volume{}, fmt.Errorf("volume %s: GET_SUBVOL_INFO: %w", root, err)
+	}
+	if within(root, b.snapDir) {
+		return storage.Volume{}, fmt.Errorf("volume %s contains the snapshot dir %s: %w", root, b.snapDir, storage.ErrNotSupported)
+	}
+	if nested, err := hasChildSubvolumes(int(f.Fd())); err != nil {
+		return storage.Volume{}, fmt.Errorf("volume %s: GET_SUBVOL_ROOTREF: %w", root, err)
+	} else if nested {
+		return storage.Volume{}, fmt.Errorf("volume %s has nested subvolumes: %w", root, storage.ErrNotSupported)
+	}
+	if m, err := mountBelow(root); err != nil {
+		return storage.Volume{}, fmt.Errorf("volume %s: %w", root, err)
+	} else if m != "" {
+		return storage.Volume{}, fmt.Errorf("volume %s has a mount point at %s: %w", root, m, storage.ErrNotSupported)
+	}
+	return storage.Volume{ID: b.volumeID(info), Root: root}, nil
+}
+
+// subvolumeRoot walks up from the resolved path p to the root of the
+// subvolume holding it.
+func subvolumeRoot(p string) (string, error) {
+	var fs unix.Statfs_t
+	if err := unix.Statfs(p, &fs); err != nil {
+		return "", err
+	}
+	if uint32(fs.Type) != superMagic {
+		return "", fmt.Errorf("not on btrfs (filesystem type %#x): %w", fs.Type, storage.ErrNotSupported)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(p, &st); err != nil {
+		return "", err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		p = filepath.Dir(p)
+		if err := unix.Stat(p, &st); err != nil {
+			return "", err
+		}
+	}
+	for st.Ino != firstFreeObjects {
+		parent := filepath.Dir(p)
+		var pst unix.Stat_t
+		if err := unix.Stat(parent, &pst); err != nil {
+			return "", err
+		}
+		if parent == p || pst.Dev != st.Dev {
+			// A bind mount of a directory inside a subvolume: the
+			// subvolume root is not reachable from here.
+			return "", fmt.Errorf("%s is a mount of a directory that is not a subvolume root: %w", p, storage.ErrNotSupported)
+		}
+		p, st = parent, pst
+	}
+	return p, nil
+}
+
+// openVolume opens the root of vol and checks that it is still the
+// subvolume Volume described.
+func (b *Backend) openVolume(vol storage.Volume) (*os.File, error) {
+	f, err := openDir(vol.Root)
+	if err != nil {
+		return nil, fmt.Errorf("volume %s: %w: %w", vol.ID, storage.ErrNotFound, err)
+	}
+	st, err := fstat(f)
+	if err == nil && st.Ino != firstFreeObjects {
+		err = errors.New("not a subvolume root")
+	}
+	var info subvolInfo
+	if err == nil {
+		info, err = getSubvolInfo(int(f.Fd()))
+	}
+	if err == nil && b.volumeID(info) != vol.ID {
+		err = fmt.Errorf("%s is subvolume %s", vol.Root, b.volumeID(info))
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("volume %s: %w: %w", vol.ID, storage.ErrNotFound, err)
+	}
+	return f, nil
+}
+
+func checkID(id string) error {
+	if !storage.ValidID.MatchString(id) {
+		return fmt.Errorf("snapshot %q: %w", id, storage.ErrInvalidID)
+	}
+	return nil
+}
+
+func (b *Backend) snapPath(id string) string { return filepath.Join(b.snapDir, snapPrefix+id) }
+
+// Create implements storage.Backend: it writes the sidecar, then takes the
+// snapshot with BTRFS_IOC_SNAP_CREATE_V2 (read-only unless opts.Writable).
+func (b *Backend) Create(ctx context.Context, vol storage.Volume, id string, opts storage.CreateOptions) (storage.Snapshot, error) {
+	if err := checkID(id); err != nil {
+		return storage.Snapshot{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return storage.Snapshot{}, err
+	}
+	src, err := b.openVolume(vol)
+	if err != nil {
+		return storage.Snapshot{}, err
+	}
+	defer src.Close()
+	dir, err := openDir(b.snapDir)
+	if err != nil {
+		return storage.Snapshot{}, err
+	}
+	defer dir.Close()
+	unlock := b.locks.lock(id)
+	defer unlock()
+	if err := b.prepare(vol, id); err != nil {
+		return storage.Snapshot{}, err
+	}
+	start := time.Now()
+	if err := b.take(dir, src, id, opts); err != nil {
+		return storage.Snapshot{}, err
+	}
+	s, err := b.stat(id)
+	if err != nil {
+		return storage.Snapshot{}, err
+	}
+	b.log.WithFields(logrus.Fields{"snapshot": id, "volume": vol.ID, "read_only": s.ReadOnly,
+		"duration_s": time.Since(start).Seconds()}).Info("Snapshot created")
+	return s, nil
+}
+
+// prepare checks that id is free and writes its sidecar. The caller holds
+// the lock of id.
+func (b *Backend) prepare(vol storage.Volume, id string) error {
+	if _, err := os.Lstat(b.snapPath(id)); err == nil {
+		return fmt.Errorf("snapshot %s: %w", id, storage.ErrAlreadyExists)
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	if err := b.writeMeta(meta{Version: metaVersion, ID: id, VolumeID: vol.ID, VolumeRoot: vol.Root}); err != nil {
+		return fmt.Errorf("snapshot %s: sidecar: %w", id, err)
+	}
+	return nil
+}
+
+// take snapshots src into dir after prepare. On failure it removes the
+// sidecar, unless the name turned out to be taken.
+func (b *Backend) take(dir, src *os.File, id string, opts storage.CreateOptions) error {
+	err := snapCreate(int(dir.Fd()), int(src.Fd()), snapPrefix+id, !opts.Writable)
+	switch {
+	case err == nil:
+		return nil
+	case err == unix.EEXIST:
+		return fmt.Errorf("snapshot %s: %w", id, storage.ErrAlreadyExists)
+	case err == unix.EXDEV:
+		err = fmt.Errorf("%w: %w", storage.ErrNotSupported, err)
+	}
+	if rerr := os.Remove(b.metaPath(id)); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+		b.log.WithError(rerr).WithField("snapshot", id).Error("Removing the sidecar of a failed snapshot")
+	}
+	return fmt.Errorf("snapshot %s of %s: SNAP_CREATE_V2: %w", id, src.Name(), err)
+}
+
+// SetReadOnly implements storage.Backend with BTRFS_IOC_SUBVOL_SETFLAGS.
+func (b *Backend) SetReadOnly(ctx context.Context, id string) error {
+	if err := checkID(id); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	unlock := b.locks.lock(id)
+	defer unlock()
+	f, err := b.openSnapshot(id)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	flags, err := getFlags(int(f.Fd()))
+	if err != nil {
+		return fmt.Errorf("snapshot %s: SUBVOL_GETFLAGS: %w", id, err)
+	}
+	if flags&subvolRDOnly != 0 {
+		return nil
+	}
+	if err := setFlags(int(f.Fd()), flags|subvolRDOnly); err != nil {
+		return fmt.Errorf("snapshot %s: SUBVOL_SETFLAGS: %w", id, err)
+	}
+	b.log.WithField("snapshot", id).Info("Snapshot made read-only")
+	return nil
+}
+
+// openSnapshot opens the subvolume of snapshot id.
+func (b *Backend) openSnapshot(id string) (*os.File, error) {
+	f, err := openDir(b.snapPath(id))
+	if errors.Is(err, unix.ENOENT) {
+		return nil, fmt.Errorf("snapshot %s: %w", id, storage.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("snapshot %s: %w", id, err)
+	}
+	if st, err := fstat(f); err != nil || st.Ino != firstFreeObjects {
+		f.Close()
+		return nil, fmt.Errorf("snapshot %s: %s is not a subvolume (%v)", id, f.Name(), err)
+	}
+	return f, nil
+}
+
+// Delete implements storage.Backend: BTRFS_IOC_SNAP_DESTROY, then the
+// sidecar, then an fsync of SnapshotDir, which commits the deletion.
+func (b *Backend) Delete(ctx context.Context, id string) error {
+	if err := checkID(id); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	unlock := b.locks.lock(id)
+	defer unlock()
+	_, serr := os.Lstat(b.snapPath(id))
+	_, merr := os.Lstat(b.metaPath(id))
+	if errors.Is(serr, os.ErrNotExist) && errors.Is(merr, os.ErrNotExist) {
+		return fmt.Errorf("snapshot %s: %w", id, storage.ErrNotFound)
+	}
+	if err := b.destroy(id); err != nil {
+		return err
+	}
+	b.log.WithField("snapshot", id).Info("Snapshot deleted")
+	return nil
+}
+
+// destroy removes the subvolume and the sidecar of id, whichever exist.
+func (b *Backend) destroy(id string) error {
+	dir, err := openDir(b.snapDir)
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	if err := snapDestroy(int(dir.Fd()), snapPrefix+id); err != nil && err != unix.ENOENT {
+		return fmt.Errorf("snapshot %s: SNAP_DESTROY: %w", id, err)
+	}
+	if err := os.Remove(b.metaPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("snapshot %s: %w", id, err)
+	}
+	if err := dir.Sync(); err != nil {
+		return fmt.Errorf("snapshot %s: fsync %s: %w", id, b.snapDir, err)
+	}
+	return nil
+}
+
+// Stat implements storage.Backend.
+func (b *Backend) Stat(ctx context.Context, id string) (storage.Snapshot, error) {
+	if err := checkID(id); err != nil {
+		return storage.Snapshot{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return storage.Snapshot{}, err
+	}
+	return b.stat(id)
+}
+
+// stat describes snapshot id from its subvolume (creation time, read-only
+// flag) and its sidecar (volume).
+func (b *Backend) stat(id string) (storage.Snapshot, error) {
+	f, err := b.openSnapshot(id)
+	if err != nil {
+		return storage.Snapshot{}, err
+	}
+	defer f.Close()
+	info, err := getSubvolInfo(int(f.Fd()))
+	if err != nil {
+		return storage.Snapshot{}, fmt.Errorf("snapshot %s: GET_SUBVOL_INFO: %w", id, err)
+	}
+	m, err := b.readMeta(id)
+	if err != nil {
+		return storage.Snapshot{}, fmt.Errorf("snapshot %s: sidecar: %w", id, err)
+	}
+	return storage.Snapshot{
+		ID:         id,
+		VolumeID:   m.VolumeID,
+		VolumeRoot: m.VolumeRoot,
+		Path:       b.snapPath(id),
+		ReadOnly:   info.Flags&rootSubvolRDOnly != 0,
+		Created:    info.Otime.time(),
+	}, nil
+}
+
+// List implements storage.Backend. It also removes sidecars without a
+// subvolume (the leftovers of interrupted Creates and Deletes) whose id is
+// not busy in this Backend. A subvolume whose sidecar is unreadable is
+// logged and skipped.
+func (b *Backend) List(ctx context.Context) ([]storage.Snapshot, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	names, err := readDirNames(b.snapDir)
+	if err != nil {
+		return nil, err
+	}
+	var list []storage.Snapshot
+	for name := range names {
+		rest, ok := strings.CutPrefix(name, snapPrefix)
+		if !ok {
+			continue
+		}
+		if id, ok := strings.CutSuffix(rest, metaSuffix); ok {
+			if checkID(id) == nil && !names[snapPrefix+id] {
+				b.removeLeftovers(id)
+			}
+			continue
+		}
+		if checkID(rest) != nil {
+			continue
+		}
+		s, err := b.stat(rest)
+		if errors.Is(err, storage.ErrNotFound) {
+			continue // deleted since readDirNames
+		}
+		if err != nil {
+			b.log.WithError(err).WithField("snapshot", rest).Warn("Ignoring an unreadable snapshot")
+			continue
+		}
+		list = append(list, s)
+	}
+	return list, nil
+}
+
+func readDirNames(dir string) (map[string]bool, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	list, err := f.Readdirnames(-1)
+	if err != nil {
+		return nil, err
+	}
+	names := make(map[string]bool, len(list))
+	for _, n := range list {
+		names[n] = true
+	}
+	return names, nil
+}
+
+// removeLeftovers removes the sidecar of id if no subvolume goes with it
+// and no operation on id is running. Failures are logged: the next List
+// retries.
+func (b *Backend) removeLeftovers(id string) {
+	unlock, ok := b.locks.tryLock(id)
+	if !ok {
+		return
+	}
+	defer unlock()
+	if _, err := os.Lstat(b.snapPath(id)); !errors.Is(err, os.ErrNotExist) {
+		return // created since readDirNames, or unreadable
+	}
+	log := b.log.WithField("snapshot", id)
+	if err := os.Remove(b.metaPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		log.WithError(err).Error("Removing the leftovers of an interrupted snapshot")
+		return
+	}
+	log.Warn("Removed the leftovers of an interrupted snapshot")
+}

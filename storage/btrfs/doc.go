@@ -1,0 +1,54 @@
+// Package btrfs is the storage backend for btrfs: a snapshot is a btrfs
+// snapshot of the subvolume that holds the share, taken with the kernel's
+// ioctls (no cgo, no btrfs CLI).
+//
+// # Volumes
+//
+// The volume of a path is the subvolume containing it: the nearest
+// directory at or above it whose inode number is 256 (the root of every
+// subvolume). Volume.ID is the subvolume UUID (BTRFS_IOC_GET_SUBVOL_INFO;
+// fsid/treeid for a top level without one) and Volume.Root its mounted
+// path. A share that is a subdirectory of a subvolume is supported: its
+// copy is at the same relative path below Snapshot.Path.
+//
+// A volume is not supported (storage.ErrNotSupported) when it is not on
+// btrfs, is on another btrfs filesystem than SnapshotDir, contains
+// SnapshotDir, is reached through a bind mount of a directory that is not a
+// subvolume root, or has anywhere below its root a nested subvolume
+// (BTRFS_IOC_GET_SUBVOL_ROOTREF) or a mount point (/proc/self/mountinfo):
+// a snapshot would hold an empty directory in their place. Snapshotting
+// nested subvolumes too is not implemented.
+//
+// # Layout
+//
+// Every snapshot lives in SnapshotDir under a name carrying its ID, so the
+// directory alone says which snapshots exist:
+//
+//	<SnapshotDir>/fsrvp-<id>        the snapshot subvolume (Snapshot.Path)
+//	<SnapshotDir>/fsrvp-<id>.json   sidecar: volume ID and root path
+//
+// The subvolume says when it was made (otime: Snapshot.Created) and whether
+// it is read-only; the sidecar says what the subvolume cannot: the path of
+// the volume it was taken from. Names come from the caller's unique IDs, so
+// any number of snapshots per second never collide.
+//
+// Create writes and fsyncs the sidecar, then issues BTRFS_IOC_SNAP_CREATE_V2
+// on SnapshotDir with the volume root as source, with BTRFS_SUBVOL_RDONLY
+// unless the snapshot is writable (FSRVP ATTR_AUTO_RECOVERY). SetReadOnly
+// sets that flag later with BTRFS_IOC_SUBVOL_SETFLAGS; a read-only
+// subvolume refuses every write with EROFS, root's included. Delete issues
+// BTRFS_IOC_SNAP_DESTROY, removes the sidecar and fsyncs SnapshotDir.
+// CreateBatch (storage.BatchCreator) issues the ioctls of several volumes
+// in parallel and destroys them all if one fails. Usage
+// (storage.UsageReporter) sums the exclusive qgroup bytes of a volume's
+// snapshots when quotas are enabled.
+//
+// # Crashes
+//
+// The snapshot ioctl commits a btrfs transaction, so a snapshot exists
+// durably once it returns, and never without its sidecar. A crash during
+// Create or Delete leaves at worst a sidecar without a subvolume. List never
+// reports it and removes it, as do a Delete or Create of that ID. One
+// SnapshotDir must be used by one Backend at a time; the Backend serialises
+// operations on one ID.
+package btrfs
