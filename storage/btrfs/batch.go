@@ -83,6 +83,7 @@ func (b *Backend) CreateBatch(ctx context.Context, reqs []storage.Request) ([]st
 	for i, r := range reqs {
 		wg.Go(func() {
 			<-start
+			beforeSnapCreate(r.ID)
 			errs[i] = b.take(dir, srcs[i], r.ID, r.Options)
 		})
 	}
@@ -114,6 +115,10 @@ func (b *Backend) CreateBatch(ctx context.Context, reqs []storage.Request) ([]st
 	b.log.WithFields(logrus.Fields{"snapshots": len(reqs), "duration_s": took.Seconds()}).Info("Snapshot batch created")
 	return out, nil
 }
+
+// beforeSnapCreate is called by CreateBatch just before each ioctl; tests
+// replace it to make one snapshot of a batch fail.
+var beforeSnapCreate = func(id string) {}
 
 func (b *Backend) removeMeta(id string) {
 	if err := os.Remove(b.metaPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
