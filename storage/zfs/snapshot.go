@@ -1,0 +1,542 @@
+package zfs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
+
+	"github.com/fsrvpd/fsrvpd/storage"
+)
+
+// plan is one snapshot of a CreateBatch on its way.
+type plan struct {
+	req     storage.Request
+	dataset string
+	snap    string
+	kind    string // stateSnapdir or stateClone
+	clone   string
+	made    bool // the snapshot exists
+	cloned  bool // the clone exists
+}
+
+// Create implements storage.Backend: it is a CreateBatch of one.
+func (b *Backend) Create(ctx context.Context, vol storage.Volume, id string, opts storage.CreateOptions) (storage.Snapshot, error) {
+	s, err := b.CreateBatch(ctx, []storage.Request{{Volume: vol, ID: id, Options: opts}})
+	if err != nil {
+		return storage.Snapshot{}, err
+	}
+	return s[0], nil
+}
+
+// CreateBatch implements storage.BatchCreator. The snapshots of one pool are
+// taken by a single `zfs snapshot -o org.fsrvpd:state=creating a@x b@y …`,
+// at one transaction group; where zfs takes one snapshot per command
+// (zfs-fuse) they are taken one after the other, and a warning says so
+// once. Then each snapshot gets the hold, and the clone that exposes it
+// when it is writable or the dataset has no reachable .zfs/snapshot
+// directory; last, org.fsrvpd:state records how it is exposed, which marks
+// it finished. If any step fails, everything made is destroyed.
+func (b *Backend) CreateBatch(ctx context.Context, reqs []storage.Request) ([]storage.Snapshot, error) {
+	ids := make([]string, len(reqs))
+	for i, r := range reqs {
+		if err := checkID(r.ID); err != nil {
+			return nil, err
+		}
+		if slices.Contains(ids[:i], r.ID) {
+			return nil, fmt.Errorf("snapshot %s twice in a batch: %w", r.ID, storage.ErrAlreadyExists)
+		}
+		ids[i] = r.ID
+	}
+	if len(reqs) == 0 {
+		return nil, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	unlock := b.locks.lock(ids...)
+	defer unlock()
+
+	plans, err := b.prepare(ctx, reqs)
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	snaps, err := b.make(ctx, plans)
+	if err != nil {
+		b.rollback(ctx, plans)
+		return nil, err
+	}
+	for _, s := range snaps {
+		b.log.WithFields(logrus.Fields{"snapshot": s.ID, "volume": s.VolumeRoot, "path": s.Path, "read_only": s.ReadOnly}).Info("Snapshot created")
+	}
+	b.log.WithFields(logrus.Fields{"count": len(snaps), "duration_s": time.Since(start).Seconds()}).Debug("Batch created")
+	return snaps, nil
+}
+
+// prepare resolves the volumes of reqs, checks that their ids are free,
+// removes the leftovers of interrupted Creates of those ids, and plans the
+// names.
+func (b *Backend) prepare(ctx context.Context, reqs []storage.Request) ([]*plan, error) {
+	mounts, err := readMountinfo()
+	if err != nil {
+		return nil, err
+	}
+	st, err := b.scan(ctx)
+	if err != nil {
+		return nil, err
+	}
+	plans := make([]*plan, len(reqs))
+	for i, r := range reqs {
+		ds := ""
+		for _, m := range mounts {
+			if m.point == r.Volume.Root && m.isZFS() {
+				ds = m.source
+			}
+		}
+		p, ok := st.props[ds]
+		if ds == "" || !ok || !b.inScope(ds) || (p["guid"] != r.Volume.ID && ds != r.Volume.ID) {
+			return nil, fmt.Errorf("volume %s at %s: %w", r.Volume.ID, r.Volume.Root, storage.ErrNotFound)
+		}
+		if st.finished(r.ID) != nil {
+			return nil, fmt.Errorf("snapshot %s: %w", r.ID, storage.ErrAlreadyExists)
+		}
+		for _, e := range st.byID[r.ID] {
+			b.log.WithFields(logrus.Fields{"snapshot": r.ID, "dataset": e.dataset}).Warn("Removing the leftovers of an interrupted Create")
+			if err := b.destroy(ctx, e); err != nil {
+				return nil, fmt.Errorf("snapshot %s: leftovers: %w", r.ID, err)
+			}
+		}
+		pl := &plan{req: r, dataset: ds, snap: ds + "@" + snapPrefix + r.ID, kind: stateSnapdir}
+		if r.Options.Writable || !hasSnapdir(r.Volume.Root) {
+			pl.kind = stateClone
+			pl.clone = b.cloneParentOf(pool(ds)) + "/" + snapPrefix + r.ID
+		}
+		plans[i] = pl
+	}
+	return plans, nil
+}
+
+// hasSnapdir reports whether the snapshots of the dataset mounted at root
+// are reachable below root/.zfs/snapshot (OpenZFS; zfs-fuse has no .zfs).
+func hasSnapdir(root string) bool {
+	fi, err := os.Stat(filepath.Join(root, ".zfs", "snapshot"))
+	return err == nil && fi.IsDir()
+}
+
+// make takes the planned snapshots and returns them finished.
+func (b *Backend) make(ctx context.Context, plans []*plan) ([]storage.Snapshot, error) {
+	byPool := groupBy(plans, func(p *plan) string { return pool(p.dataset) })
+	for _, g := range byPool {
+		syncfs(b.log, g)
+		if err := b.snapshot(ctx, g); err != nil {
+			return nil, err
+		}
+	}
+	for _, g := range byPool {
+		if err := b.hold(ctx, g); err != nil {
+			return nil, err
+		}
+	}
+	for _, p := range plans {
+		if p.kind == stateClone {
+			if err := b.makeClone(ctx, p); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for _, g := range groupBy(plans, func(p *plan) string { return pool(p.dataset) + "\x00" + p.kind }) {
+		args := []string{"set", propState + "=" + g[0].kind}
+		for _, p := range g {
+			args = append(args, p.snap)
+		}
+		if _, err := b.zfsCmd(ctx, args...); err != nil {
+			return nil, err
+		}
+	}
+	var names []string
+	for _, p := range plans {
+		names = append(names, p.snap)
+		if p.clone != "" {
+			names = append(names, p.clone)
+		}
+	}
+	got, err := b.get(ctx, []string{"creation", "mountpoint"}, names...)
+	if err != nil {
+		return nil, err
+	}
+	snaps := make([]storage.Snapshot, len(plans))
+	for i, p := range plans {
+		s := storage.Snapshot{
+			ID: p.req.ID, VolumeID: p.req.Volume.ID, VolumeRoot: p.req.Volume.Root,
+			Path: snapdirPath(p.req.Volume.Root, p.req.ID), ReadOnly: !p.req.Options.Writable,
+			Created: parseCreation(got[p.snap]["creation"]),
+		}
+		if p.clone != "" {
+			s.Path = got[p.clone]["mountpoint"]
+		}
+		if s.Created.IsZero() || !filepath.IsAbs(s.Path) {
+			return nil, fmt.Errorf("snapshot %s: zfs reports creation %q, path %q", p.snap, got[p.snap]["creation"], s.Path)
+		}
+		snaps[i] = s
+	}
+	return snaps, nil
+}
+
+// groupBy splits plans by key, keeping the order of first appearance.
+func groupBy(plans []*plan, key func(*plan) string) [][]*plan {
+	var groups [][]*plan
+	index := map[string]int{}
+	for _, p := range plans {
+		k := key(p)
+		i, ok := index[k]
+		if !ok {
+			i = len(groups)
+			index[k] = i
+			groups = append(groups, nil)
+		}
+		groups[i] = append(groups[i], p)
+	}
+	return groups
+}
+
+// syncfs flushes the filesystems of the volumes of g, so that what was
+// written through the page cache is in the snapshots.
+func syncfs(log *logrus.Entry, g []*plan) {
+	for _, p := range g {
+		fd, err := unix.Open(p.req.Volume.Root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err == nil {
+			err = unix.Syncfs(fd)
+			unix.Close(fd)
+		}
+		if err != nil {
+			log.WithError(err).WithField("volume", p.req.Volume.Root).Warn("syncfs before the snapshot failed")
+		}
+	}
+}
+
+// snapshot takes the snapshots of g, datasets of one pool, with one command
+// if this zfs can.
+func (b *Backend) snapshot(ctx context.Context, g []*plan) error {
+	args := []string{"snapshot", "-o", propState + "=" + stateCreating}
+	if len(g) > 1 && b.capability(&b.multiSnap) != capNo {
+		all := slices.Clone(args)
+		for _, p := range g {
+			all = append(all, p.snap)
+		}
+		_, err := b.zfsCmd(ctx, all...)
+		if err == nil {
+			b.setCapability(&b.multiSnap, capYes, "")
+			for _, p := range g {
+				p.made = true
+			}
+			return nil
+		}
+		if !errors.Is(err, ErrUsage) {
+			return err
+		}
+		b.setCapability(&b.multiSnap, capNo,
+			"zfs snapshot takes one snapshot per command: the snapshots of a batch on one pool are taken one after the other, not at one instant")
+	}
+	for _, p := range g {
+		if _, err := b.zfsCmd(ctx, append(slices.Clone(args), p.snap)...); err != nil {
+			return err
+		}
+		p.made = true
+	}
+	return nil
+}
+
+// hold puts the hold tag on the snapshots of g, with one command.
+func (b *Backend) hold(ctx context.Context, g []*plan) error {
+	if b.capability(&b.holds) == capNo {
+		return nil
+	}
+	args := []string{"hold", b.holdTag}
+	for _, p := range g {
+		args = append(args, p.snap)
+	}
+	_, err := b.zfsCmd(ctx, args...)
+	switch {
+	case err == nil:
+		b.setCapability(&b.holds, capYes, "")
+		return nil
+	case errors.Is(err, ErrUsage):
+		b.setCapability(&b.holds, capNo, "zfs has no holds: tools that prune snapshots may destroy exposed ones")
+		return nil
+	}
+	return err
+}
+
+// makeClone clones p's snapshot, creating the clone parent if needed.
+func (b *Backend) makeClone(ctx context.Context, p *plan) error {
+	parent := b.cloneParentOf(pool(p.dataset))
+	b.mu.Lock()
+	ok := b.cloneParents[parent]
+	b.mu.Unlock()
+	if !ok {
+		_, err := b.zfsCmd(ctx, "create", parent)
+		if err != nil && !errors.Is(err, storage.ErrAlreadyExists) {
+			return err
+		}
+		b.mu.Lock()
+		b.cloneParents[parent] = true
+		b.mu.Unlock()
+	}
+	args := []string{"clone", "-o", propID + "=" + p.req.ID}
+	if !p.req.Options.Writable {
+		args = append(args, "-o", "readonly=on", "-o", propReadOnly+"=on")
+	}
+	if _, err := b.zfsCmd(ctx, append(args, p.snap, p.clone)...); err != nil {
+		return err
+	}
+	p.cloned = true
+	if !p.req.Options.Writable {
+		b.readOnlyMount(ctx, p.clone)
+	}
+	return nil
+}
+
+// readOnlyMount makes the mount of the read-only clone ds read-only in the
+// kernel if zfs left it read-write. zfs-fuse does: its readonly=on refuses
+// writes but not open(O_WRONLY). A failure is logged: zfs still refuses
+// the writes.
+func (b *Backend) readOnlyMount(ctx context.Context, ds string) {
+	mounts, err := readMountinfo()
+	if err != nil {
+		b.log.WithError(err).Warn("Reading mountinfo")
+		return
+	}
+	for _, m := range mounts {
+		if m.source != ds || !m.isZFS() || m.ro {
+			continue
+		}
+		err := unix.Mount("", m.point, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY, "")
+		log := b.log.WithFields(logrus.Fields{"dataset": ds, "path": m.point})
+		if err != nil {
+			log.WithError(err).Warn("Cannot make the mount of a read-only clone read-only")
+		} else {
+			log.Debug("Mount of a read-only clone made read-only")
+		}
+	}
+}
+
+// rollback destroys what a failed CreateBatch made, logging failures.
+func (b *Backend) rollback(ctx context.Context, plans []*plan) {
+	ctx = context.WithoutCancel(ctx)
+	for i := len(plans) - 1; i >= 0; i-- {
+		p := plans[i]
+		if !p.made {
+			continue
+		}
+		e := &entry{id: p.req.ID, dataset: p.dataset, snap: p.snap}
+		if p.cloned {
+			e.clone = p.clone
+		}
+		if err := b.destroy(ctx, e); err != nil {
+			b.log.WithError(err).WithField("snapshot", p.snap).Error("Removing a snapshot of a failed Create")
+		}
+	}
+}
+
+func (b *Backend) capability(c *capability) capability {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return *c
+}
+
+// setCapability records what a command told of c, and logs warning the
+// first time c turns out to be missing.
+func (b *Backend) setCapability(c *capability, v capability, warning string) {
+	b.mu.Lock()
+	old := *c
+	*c = v
+	b.mu.Unlock()
+	if v == capNo && old != capNo {
+		b.log.Warn(warning)
+	}
+}
+
+// destroy removes what e holds: the clone, the hold, then the snapshot.
+// What is already gone is not an error.
+func (b *Backend) destroy(ctx context.Context, e *entry) error {
+	if e.clone != "" {
+		if err := b.destroyDataset(ctx, e.clone); err != nil {
+			return err
+		}
+	}
+	if b.capability(&b.holds) != capNo {
+		_, err := b.zfsCmd(ctx, "release", b.holdTag, e.snap)
+		switch {
+		case errors.Is(err, ErrUsage):
+			b.setCapability(&b.holds, capNo, "zfs has no holds: tools that prune snapshots may destroy exposed ones")
+		case err != nil && !errors.Is(err, ErrNoSuchTag) && !errors.Is(err, storage.ErrNotFound):
+			return err
+		}
+	}
+	return b.destroyDataset(ctx, e.snap)
+}
+
+// busyTimeout bounds how long destroyDataset retries a busy dataset.
+const busyTimeout = 5 * time.Second
+
+// destroyDataset runs zfs destroy, retrying while zfs reports the dataset
+// busy for up to busyTimeout: zfs-fuse unmounts a clone and then fails
+// with "dataset is busy" until its FUSE session is torn down. A dataset
+// that is gone is not an error.
+func (b *Backend) destroyDataset(ctx context.Context, name string) error {
+	deadline := time.Now().Add(busyTimeout)
+	for delay := 20 * time.Millisecond; ; delay = min(2*delay, 500*time.Millisecond) {
+		_, err := b.zfsCmd(ctx, "destroy", name)
+		if err == nil || errors.Is(err, storage.ErrNotFound) {
+			return nil
+		}
+		if !errors.Is(err, ErrBusy) || time.Now().Add(delay).After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(delay):
+		}
+	}
+}
+
+// SetReadOnly implements storage.Backend: `zfs set readonly=on` on the
+// clone, recorded in org.fsrvpd:readonly.
+func (b *Backend) SetReadOnly(ctx context.Context, id string) error {
+	if err := checkID(id); err != nil {
+		return err
+	}
+	unlock := b.locks.lock(id)
+	defer unlock()
+	st, err := b.scan(ctx)
+	if err != nil {
+		return err
+	}
+	e := st.finished(id)
+	if e == nil {
+		return fmt.Errorf("snapshot %s: %w", id, storage.ErrNotFound)
+	}
+	if e.s.ReadOnly {
+		return nil
+	}
+	for _, prop := range []string{"readonly=on", propReadOnly + "=on"} {
+		if _, err := b.zfsCmd(ctx, "set", prop, e.clone); err != nil {
+			return fmt.Errorf("snapshot %s: %w", id, err)
+		}
+	}
+	b.readOnlyMount(ctx, e.clone)
+	b.log.WithFields(logrus.Fields{"snapshot": id, "clone": e.clone}).Info("Snapshot made read-only")
+	return nil
+}
+
+// Delete implements storage.Backend: it destroys the clone, releases the
+// hold and destroys the snapshot, leftovers of an interrupted Create
+// included.
+func (b *Backend) Delete(ctx context.Context, id string) error {
+	if err := checkID(id); err != nil {
+		return err
+	}
+	unlock := b.locks.lock(id)
+	defer unlock()
+	st, err := b.scan(ctx)
+	if err != nil {
+		return err
+	}
+	es := st.byID[id]
+	if len(es) == 0 {
+		return fmt.Errorf("snapshot %s: %w", id, storage.ErrNotFound)
+	}
+	for _, e := range es {
+		if err := b.destroy(ctx, e); err != nil {
+			return fmt.Errorf("snapshot %s: %w", id, err)
+		}
+	}
+	b.log.WithField("snapshot", id).Info("Snapshot deleted")
+	return nil
+}
+
+// Stat implements storage.Backend.
+func (b *Backend) Stat(ctx context.Context, id string) (storage.Snapshot, error) {
+	if err := checkID(id); err != nil {
+		return storage.Snapshot{}, err
+	}
+	st, err := b.scan(ctx)
+	if err != nil {
+		return storage.Snapshot{}, err
+	}
+	if e := st.finished(id); e != nil {
+		return e.s, nil
+	}
+	return storage.Snapshot{}, fmt.Errorf("snapshot %s: %w", id, storage.ErrNotFound)
+}
+
+// List implements storage.Backend. It destroys the leftovers of
+// interrupted Creates, except those of ids a Create of this Backend is
+// working on.
+func (b *Backend) List(ctx context.Context) ([]storage.Snapshot, error) {
+	st, err := b.scan(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var list []storage.Snapshot
+	for id, es := range st.byID {
+		if es[0].finished {
+			list = append(list, es[0].s)
+			es = es[1:]
+		}
+		if len(es) == 0 {
+			continue
+		}
+		unlock, ok := b.locks.tryLock(id)
+		if !ok {
+			continue
+		}
+		for _, e := range es {
+			log := b.log.WithFields(logrus.Fields{"snapshot": id, "dataset": e.dataset})
+			log.Warn("Removing the leftovers of an interrupted Create")
+			if err := b.destroy(ctx, e); err != nil {
+				log.WithError(err).Error("Removing leftovers")
+			}
+		}
+		unlock()
+	}
+	return list, nil
+}
+
+// Usage implements storage.UsageReporter with the usedbysnapshots property
+// of the volume's dataset (all its snapshots, not only fsrvpd's). Known is
+// false if zfs does not report it.
+func (b *Backend) Usage(ctx context.Context, vol storage.Volume) (storage.VolumeUsage, error) {
+	u := storage.VolumeUsage{VolumeID: vol.ID}
+	mounts, err := readMountinfo()
+	if err != nil {
+		return u, err
+	}
+	m, ok := mountOf(mounts, vol.Root)
+	if !ok || m.point != vol.Root || !m.isZFS() || !b.inScope(m.source) {
+		return u, fmt.Errorf("volume %s at %s: %w", vol.ID, vol.Root, storage.ErrNotFound)
+	}
+	p, err := b.get(ctx, []string{"guid", "usedbysnapshots"}, m.source)
+	if errors.Is(err, ErrUsage) {
+		return u, nil
+	}
+	if err != nil {
+		return u, err
+	}
+	if g := p[m.source]["guid"]; g != vol.ID && m.source != vol.ID {
+		return u, fmt.Errorf("volume %s at %s: %w", vol.ID, vol.Root, storage.ErrNotFound)
+	}
+	if n, err := strconv.ParseInt(p[m.source]["usedbysnapshots"], 10, 64); err == nil {
+		u.SnapshotBytes, u.Known = n, true
+	}
+	return u, nil
+}
