@@ -78,7 +78,7 @@ func (c *messageConn) Write(p []byte) (int, error) {
 	buf := make([]byte, 0, len(p)+2*(1+len(p)/16))
 	for rest := p; len(rest) > 0; {
 		n := min(len(rest), MaxMessage)
-		if len(rest) >= 16 {
+		if len(rest) >= 16 && rest[0] == 5 {
 			// DCE/RPC common header: frag_length at offset 8, in the
 			// sender's byte order (the runtime only sends little-endian).
 			fl := int(binary.LittleEndian.Uint16(rest[8:]))
