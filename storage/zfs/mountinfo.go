@@ -9,8 +9,8 @@ import (
 	"strings"
 )
 
-// mountinfoPath is read by Volume and Create.
-const mountinfoPath = "/proc/self/mountinfo"
+// defaultMountinfo is the mountinfo file of a Backend.
+const defaultMountinfo = "/proc/self/mountinfo"
 
 // mount is one line of a mountinfo file.
 type mount struct {
@@ -55,8 +55,8 @@ func parseMountinfo(r io.Reader) ([]mount, error) {
 	return mounts, nil
 }
 
-func readMountinfo() ([]mount, error) {
-	f, err := os.Open(mountinfoPath)
+func (b *Backend) readMountinfo() ([]mount, error) {
+	f, err := os.Open(b.mountinfo)
 	if err != nil {
 		return nil, err
 	}

@@ -85,7 +85,7 @@ func (b *Backend) CreateBatch(ctx context.Context, reqs []storage.Request) ([]st
 // removes the leftovers of interrupted Creates of those ids, and plans the
 // names.
 func (b *Backend) prepare(ctx context.Context, reqs []storage.Request) ([]*plan, error) {
-	mounts, err := readMountinfo()
+	mounts, err := b.readMountinfo()
 	if err != nil {
 		return nil, err
 	}
@@ -309,7 +309,7 @@ func (b *Backend) makeClone(ctx context.Context, p *plan) error {
 // writes but not open(O_WRONLY). A failure is logged: zfs still refuses
 // the writes.
 func (b *Backend) readOnlyMount(ctx context.Context, ds string) {
-	mounts, err := readMountinfo()
+	mounts, err := b.readMountinfo()
 	if err != nil {
 		b.log.WithError(err).Warn("Reading mountinfo")
 		return
@@ -517,7 +517,7 @@ func (b *Backend) List(ctx context.Context) ([]storage.Snapshot, error) {
 // false if zfs does not report it.
 func (b *Backend) Usage(ctx context.Context, vol storage.Volume) (storage.VolumeUsage, error) {
 	u := storage.VolumeUsage{VolumeID: vol.ID}
-	mounts, err := readMountinfo()
+	mounts, err := b.readMountinfo()
 	if err != nil {
 		return u, err
 	}

@@ -74,6 +74,7 @@ type Backend struct {
 	cloneParent string
 	holdTag     string
 	locks       idLocks
+	mountinfo   string // path of the mountinfo file; tests change it
 
 	mu           sync.Mutex
 	multiSnap    capability // zfs snapshot a@x b@y
@@ -101,6 +102,7 @@ func New(cfg Config) (*Backend, error) {
 	b := &Backend{
 		run: cfg.Runner, zfs: cfg.ZFSPath, zpool: cfg.ZpoolPath, log: cfg.Logger,
 		cloneParent: cfg.CloneParent, holdTag: cfg.HoldTag, cloneParents: map[string]bool{},
+		mountinfo: defaultMountinfo,
 	}
 	if b.log == nil {
 		l := logrus.New()
@@ -209,7 +211,7 @@ func (b *Backend) Volume(ctx context.Context, path string) (storage.Volume, erro
 	if err != nil {
 		return storage.Volume{}, err
 	}
-	mounts, err := readMountinfo()
+	mounts, err := b.readMountinfo()
 	if err != nil {
 		return storage.Volume{}, err
 	}
