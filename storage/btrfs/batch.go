@@ -37,19 +37,15 @@ func (b *Backend) CreateBatch(ctx context.Context, reqs []storage.Request) ([]st
 	if len(reqs) == 0 {
 		return nil, nil
 	}
-	dir, err := openDir(b.snapDir)
-	if err != nil {
-		return nil, err
-	}
-	defer dir.Close()
-	srcs := make([]*os.File, len(reqs))
+	srcs, dirs := make([]*os.File, len(reqs)), make([]*os.File, len(reqs))
 	defer func() {
-		for _, f := range srcs {
+		for _, f := range append(srcs, dirs...) {
 			if f != nil {
 				f.Close()
 			}
 		}
 	}()
+	var err error
 	for i, r := range reqs {
 		if srcs[i], err = b.openVolume(r.Volume); err != nil {
 			return nil, err
@@ -63,18 +59,17 @@ func (b *Backend) CreateBatch(ctx context.Context, reqs []storage.Request) ([]st
 		defer unlock()
 	}
 	for i, r := range reqs {
-		if err := b.prepare(r.Volume, r.ID); err != nil {
-			for _, id := range ids[:i] {
-				b.removeMeta(id)
+		if dirs[i], err = b.prepare(r.Volume, r.ID); err == nil {
+			err = ctx.Err()
+		}
+		if err != nil {
+			for _, id := range ids[:i+1] {
+				if dirs[i] != nil || id != r.ID {
+					b.removeIDDir(id)
+				}
 			}
 			return nil, err
 		}
-	}
-	if err := ctx.Err(); err != nil {
-		for _, id := range ids {
-			b.removeMeta(id)
-		}
-		return nil, err
 	}
 
 	errs := make([]error, len(reqs))
@@ -84,7 +79,7 @@ func (b *Backend) CreateBatch(ctx context.Context, reqs []storage.Request) ([]st
 		wg.Go(func() {
 			<-start
 			beforeSnapCreate(r.ID)
-			errs[i] = b.take(dir, srcs[i], r.ID, r.Options)
+			errs[i] = b.take(dirs[i], srcs[i], r.ID, r.Options)
 		})
 	}
 	t0 := time.Now()
@@ -119,12 +114,6 @@ func (b *Backend) CreateBatch(ctx context.Context, reqs []storage.Request) ([]st
 // beforeSnapCreate is called by CreateBatch just before each ioctl; tests
 // replace it to make one snapshot of a batch fail.
 var beforeSnapCreate = func(id string) {}
-
-func (b *Backend) removeMeta(id string) {
-	if err := os.Remove(b.metaPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		b.log.WithError(err).WithField("snapshot", id).Error("Removing a sidecar")
-	}
-}
 
 // rollback destroys the snapshots of ids, logging failures.
 func (b *Backend) rollback(ids []string) {

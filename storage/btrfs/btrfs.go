@@ -19,11 +19,11 @@ import (
 // Name is the backend's name, as Backend.Name returns it.
 const Name = "btrfs"
 
-// Reserved names in SnapshotDir: fsrvp-<id> is the snapshot subvolume,
-// fsrvp-<id>.json its sidecar. IDs contain no dot, so the two never clash.
+// Reserved names: <SnapshotDir>/fsrvp-<id> is a directory holding the
+// snapshot subvolume "data".
 const (
-	snapPrefix = "fsrvp-"
-	metaSuffix = ".json"
+	idPrefix = "fsrvp-"
+	dataName = "data"
 )
 
 // Config configures a Backend.
@@ -245,8 +245,6 @@ func checkID(id string) error {
 	return nil
 }
 
-func (b *Backend) snapPath(id string) string { return filepath.Join(b.snapDir, snapPrefix+id) }
-
 // Create implements storage.Backend: it writes the sidecar, then takes the
 // snapshot with BTRFS_IOC_SNAP_CREATE_V2 (read-only unless opts.Writable).
 func (b *Backend) Create(ctx context.Context, vol storage.Volume, id string, opts storage.CreateOptions) (storage.Snapshot, error) {
@@ -261,16 +259,13 @@ func (b *Backend) Create(ctx context.Context, vol storage.Volume, id string, opt
 		return storage.Snapshot{}, err
 	}
 	defer src.Close()
-	dir, err := openDir(b.snapDir)
+	unlock := b.locks.lock(id)
+	defer unlock()
+	dir, err := b.prepare(vol, id)
 	if err != nil {
 		return storage.Snapshot{}, err
 	}
 	defer dir.Close()
-	unlock := b.locks.lock(id)
-	defer unlock()
-	if err := b.prepare(vol, id); err != nil {
-		return storage.Snapshot{}, err
-	}
 	start := time.Now()
 	if err := b.take(dir, src, id, opts); err != nil {
 		return storage.Snapshot{}, err
@@ -284,24 +279,38 @@ func (b *Backend) Create(ctx context.Context, vol storage.Volume, id string, opt
 	return s, nil
 }
 
-// prepare checks that id is free and writes its sidecar. The caller holds
-// the lock of id.
-func (b *Backend) prepare(vol storage.Volume, id string) error {
-	if _, err := os.Lstat(b.snapPath(id)); err == nil {
-		return fmt.Errorf("snapshot %s: %w", id, storage.ErrAlreadyExists)
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return err
+// prepare makes the directory fsrvp-<id> (or reuses the leftovers of an
+// interrupted Create) with its meta xattr, and returns it open. The caller
+// holds the lock of id.
+func (b *Backend) prepare(vol storage.Volume, id string) (*os.File, error) {
+	err := os.Mkdir(b.idDir(id), 0o700)
+	if errors.Is(err, os.ErrExist) {
+		if _, err := os.Lstat(b.snapPath(id)); err == nil {
+			return nil, fmt.Errorf("snapshot %s: %w", id, storage.ErrAlreadyExists)
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+	} else if err != nil {
+		return nil, fmt.Errorf("snapshot %s: %w", id, err)
 	}
-	if err := b.writeMeta(meta{Version: metaVersion, ID: id, VolumeID: vol.ID, VolumeRoot: vol.Root}); err != nil {
-		return fmt.Errorf("snapshot %s: sidecar: %w", id, err)
+	dir, err := openDir(b.idDir(id))
+	if err == nil {
+		err = writeMeta(int(dir.Fd()), meta{Version: metaVersion, ID: id, VolumeID: vol.ID, VolumeRoot: vol.Root})
+		if err != nil {
+			dir.Close()
+		}
 	}
-	return nil
+	if err != nil {
+		b.removeIDDir(id)
+		return nil, fmt.Errorf("snapshot %s: %w", id, err)
+	}
+	return dir, nil
 }
 
-// take snapshots src into dir after prepare. On failure it removes the
-// sidecar, unless the name turned out to be taken.
+// take snapshots src into dir, made by prepare. On failure it removes dir,
+// unless the snapshot turned out to exist.
 func (b *Backend) take(dir, src *os.File, id string, opts storage.CreateOptions) error {
-	err := snapCreate(int(dir.Fd()), int(src.Fd()), snapPrefix+id, !opts.Writable)
+	err := snapCreate(int(dir.Fd()), int(src.Fd()), dataName, !opts.Writable)
 	switch {
 	case err == nil:
 		return nil
@@ -310,10 +319,15 @@ func (b *Backend) take(dir, src *os.File, id string, opts storage.CreateOptions)
 	case err == unix.EXDEV:
 		err = fmt.Errorf("%w: %w", storage.ErrNotSupported, err)
 	}
-	if rerr := os.Remove(b.metaPath(id)); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
-		b.log.WithError(rerr).WithField("snapshot", id).Error("Removing the sidecar of a failed snapshot")
-	}
+	b.removeIDDir(id)
 	return fmt.Errorf("snapshot %s of %s: SNAP_CREATE_V2: %w", id, src.Name(), err)
+}
+
+// removeIDDir removes the directory of id, which holds no subvolume.
+func (b *Backend) removeIDDir(id string) {
+	if err := os.Remove(b.idDir(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		b.log.WithError(err).WithField("snapshot", id).Error("Removing the directory of a failed snapshot")
+	}
 }
 
 // SetReadOnly implements storage.Backend with BTRFS_IOC_SUBVOL_SETFLAGS.
@@ -361,8 +375,8 @@ func (b *Backend) openSnapshot(id string) (*os.File, error) {
 	return f, nil
 }
 
-// Delete implements storage.Backend: BTRFS_IOC_SNAP_DESTROY, then the
-// sidecar, then an fsync of SnapshotDir, which commits the deletion.
+// Delete implements storage.Backend: BTRFS_IOC_SNAP_DESTROY, then rmdir of
+// fsrvp-<id>, then an fsync of SnapshotDir, which commits the deletion.
 func (b *Backend) Delete(ctx context.Context, id string) error {
 	if err := checkID(id); err != nil {
 		return err
@@ -372,9 +386,7 @@ func (b *Backend) Delete(ctx context.Context, id string) error {
 	}
 	unlock := b.locks.lock(id)
 	defer unlock()
-	_, serr := os.Lstat(b.snapPath(id))
-	_, merr := os.Lstat(b.metaPath(id))
-	if errors.Is(serr, os.ErrNotExist) && errors.Is(merr, os.ErrNotExist) {
+	if _, err := os.Lstat(b.idDir(id)); errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("snapshot %s: %w", id, storage.ErrNotFound)
 	}
 	if err := b.destroy(id); err != nil {
@@ -384,21 +396,34 @@ func (b *Backend) Delete(ctx context.Context, id string) error {
 	return nil
 }
 
-// destroy removes the subvolume and the sidecar of id, whichever exist.
+// destroy removes the subvolume and the directory of id, whichever exist.
 func (b *Backend) destroy(id string) error {
-	dir, err := openDir(b.snapDir)
+	dir, err := openDir(b.idDir(id))
+	if errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("snapshot %s: %w", id, err)
+	}
+	err = snapDestroy(int(dir.Fd()), dataName)
+	dir.Close()
+	if err != nil && err != unix.ENOENT {
+		return fmt.Errorf("snapshot %s: SNAP_DESTROY: %w", id, err)
+	}
+	if err := os.Remove(b.idDir(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("snapshot %s: %w", id, err)
+	}
+	return syncDir(b.snapDir)
+}
+
+func syncDir(p string) error {
+	d, err := openDir(p)
 	if err != nil {
 		return err
 	}
-	defer dir.Close()
-	if err := snapDestroy(int(dir.Fd()), snapPrefix+id); err != nil && err != unix.ENOENT {
-		return fmt.Errorf("snapshot %s: SNAP_DESTROY: %w", id, err)
-	}
-	if err := os.Remove(b.metaPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("snapshot %s: %w", id, err)
-	}
-	if err := dir.Sync(); err != nil {
-		return fmt.Errorf("snapshot %s: fsync %s: %w", id, b.snapDir, err)
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("fsync %s: %w", p, err)
 	}
 	return nil
 }
@@ -415,7 +440,7 @@ func (b *Backend) Stat(ctx context.Context, id string) (storage.Snapshot, error)
 }
 
 // stat describes snapshot id from its subvolume (creation time, read-only
-// flag) and its sidecar (volume).
+// flag) and its meta xattr (volume).
 func (b *Backend) stat(id string) (storage.Snapshot, error) {
 	f, err := b.openSnapshot(id)
 	if err != nil {
@@ -428,7 +453,7 @@ func (b *Backend) stat(id string) (storage.Snapshot, error) {
 	}
 	m, err := b.readMeta(id)
 	if err != nil {
-		return storage.Snapshot{}, fmt.Errorf("snapshot %s: sidecar: %w", id, err)
+		return storage.Snapshot{}, fmt.Errorf("snapshot %s: %w", id, err)
 	}
 	return storage.Snapshot{
 		ID:         id,
@@ -440,39 +465,36 @@ func (b *Backend) stat(id string) (storage.Snapshot, error) {
 	}, nil
 }
 
-// List implements storage.Backend. It also removes sidecars without a
-// subvolume (the leftovers of interrupted Creates and Deletes) whose id is
-// not busy in this Backend. A subvolume whose sidecar is unreadable is
+// List implements storage.Backend. It also removes the directories without
+// a subvolume (the leftovers of interrupted Creates and Deletes) whose id is
+// not busy in this Backend. A snapshot whose meta xattr is unreadable is
 // logged and skipped.
 func (b *Backend) List(ctx context.Context) ([]storage.Snapshot, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	names, err := readDirNames(b.snapDir)
+	f, err := os.Open(b.snapDir)
+	if err != nil {
+		return nil, err
+	}
+	names, err := f.Readdirnames(-1)
+	f.Close()
 	if err != nil {
 		return nil, err
 	}
 	var list []storage.Snapshot
-	for name := range names {
-		rest, ok := strings.CutPrefix(name, snapPrefix)
-		if !ok {
+	for _, name := range names {
+		id, ok := strings.CutPrefix(name, idPrefix)
+		if !ok || checkID(id) != nil {
 			continue
 		}
-		if id, ok := strings.CutSuffix(rest, metaSuffix); ok {
-			if checkID(id) == nil && !names[snapPrefix+id] {
-				b.removeLeftovers(id)
-			}
-			continue
-		}
-		if checkID(rest) != nil {
-			continue
-		}
-		s, err := b.stat(rest)
+		s, err := b.stat(id)
 		if errors.Is(err, storage.ErrNotFound) {
-			continue // deleted since readDirNames
+			b.removeLeftovers(id) // or deleted since Readdirnames
+			continue
 		}
 		if err != nil {
-			b.log.WithError(err).WithField("snapshot", rest).Warn("Ignoring an unreadable snapshot")
+			b.log.WithError(err).WithField("snapshot", id).Warn("Ignoring an unreadable snapshot")
 			continue
 		}
 		list = append(list, s)
@@ -480,25 +502,8 @@ func (b *Backend) List(ctx context.Context) ([]storage.Snapshot, error) {
 	return list, nil
 }
 
-func readDirNames(dir string) (map[string]bool, error) {
-	f, err := os.Open(dir)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	list, err := f.Readdirnames(-1)
-	if err != nil {
-		return nil, err
-	}
-	names := make(map[string]bool, len(list))
-	for _, n := range list {
-		names[n] = true
-	}
-	return names, nil
-}
-
-// removeLeftovers removes the sidecar of id if no subvolume goes with it
-// and no operation on id is running. Failures are logged: the next List
+// removeLeftovers removes the directory of id if it holds no subvolume and
+// no operation on id is running. Failures are logged: the next List
 // retries.
 func (b *Backend) removeLeftovers(id string) {
 	unlock, ok := b.locks.tryLock(id)
@@ -506,11 +511,14 @@ func (b *Backend) removeLeftovers(id string) {
 		return
 	}
 	defer unlock()
+	if _, err := os.Lstat(b.idDir(id)); err != nil {
+		return // deleted since Readdirnames
+	}
 	if _, err := os.Lstat(b.snapPath(id)); !errors.Is(err, os.ErrNotExist) {
-		return // created since readDirNames, or unreadable
+		return // created since Readdirnames, or unreadable
 	}
 	log := b.log.WithField("snapshot", id)
-	if err := os.Remove(b.metaPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := os.Remove(b.idDir(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		log.WithError(err).Error("Removing the leftovers of an interrupted snapshot")
 		return
 	}

@@ -68,19 +68,22 @@ func removeAll(t testing.TB, b *Backend) {
 	}
 }
 
-// crasher leaves what a crash between the sidecar and the snapshot ioctl
-// leaves: a durable sidecar without a subvolume. A crash during the ioctl
-// leaves that or a finished snapshot, since the ioctl commits a transaction.
+// crasher leaves what a crash between prepare and the snapshot ioctl
+// leaves: fsrvp-<id> with its meta xattr and no subvolume. A crash during
+// the ioctl leaves that or a finished snapshot, since the ioctl commits a
+// transaction.
 type crasher struct{ b *Backend }
 
 func (c crasher) LeaveInterruptedCreate(t *testing.T, vol storage.Volume, id string) {
 	t.Helper()
-	if err := c.b.prepare(vol, id); err != nil {
+	dir, err := c.b.prepare(vol, id)
+	if err != nil {
 		t.Fatal(err)
 	}
+	dir.Close()
 }
 
 func (c crasher) InterruptedCreateExists(t *testing.T, id string) bool {
-	_, err := os.Lstat(c.b.metaPath(id))
+	_, err := os.Lstat(c.b.idDir(id))
 	return err == nil
 }

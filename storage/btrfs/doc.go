@@ -24,31 +24,37 @@
 // Every snapshot lives in SnapshotDir under a name carrying its ID, so the
 // directory alone says which snapshots exist:
 //
-//	<SnapshotDir>/fsrvp-<id>        the snapshot subvolume (Snapshot.Path)
-//	<SnapshotDir>/fsrvp-<id>.json   sidecar: volume ID and root path
+//	<SnapshotDir>/fsrvp-<id>/        directory; xattr user.fsrvpd.meta (JSON:
+//	                                 volume ID and root path)
+//	<SnapshotDir>/fsrvp-<id>/data    the snapshot subvolume (Snapshot.Path)
 //
 // The subvolume says when it was made (otime: Snapshot.Created) and whether
-// it is read-only; the sidecar says what the subvolume cannot: the path of
-// the volume it was taken from. Names come from the caller's unique IDs, so
-// any number of snapshots per second never collide.
+// it is read-only; the xattr says what the subvolume cannot: the volume it
+// was taken from. Names come from the caller's unique IDs, so any number of
+// snapshots per second never collide. Each snapshot has its own parent
+// directory because the kernel creates snapshots under the lock of the
+// parent directory: snapshots in distinct directories are taken in
+// parallel, several in one transaction.
 //
-// Create writes and fsyncs the sidecar, then issues BTRFS_IOC_SNAP_CREATE_V2
-// on SnapshotDir with the volume root as source, with BTRFS_SUBVOL_RDONLY
-// unless the snapshot is writable (FSRVP ATTR_AUTO_RECOVERY). SetReadOnly
-// sets that flag later with BTRFS_IOC_SUBVOL_SETFLAGS; a read-only
-// subvolume refuses every write with EROFS, root's included. Delete issues
-// BTRFS_IOC_SNAP_DESTROY, removes the sidecar and fsyncs SnapshotDir.
-// CreateBatch (storage.BatchCreator) issues the ioctls of several volumes
-// in parallel and destroys them all if one fails. Usage
-// (storage.UsageReporter) sums the exclusive qgroup bytes of a volume's
-// snapshots when quotas are enabled.
+// Create makes fsrvp-<id> (mkdir also reserves the ID), sets its xattr,
+// then issues BTRFS_IOC_SNAP_CREATE_V2 on it with the volume root as
+// source, with BTRFS_SUBVOL_RDONLY unless the snapshot is writable (FSRVP
+// ATTR_AUTO_RECOVERY). SetReadOnly sets that flag later with
+// BTRFS_IOC_SUBVOL_SETFLAGS; a read-only subvolume refuses every write with
+// EROFS, root's included. Delete issues BTRFS_IOC_SNAP_DESTROY, removes
+// fsrvp-<id> and fsyncs SnapshotDir. CreateBatch (storage.BatchCreator)
+// issues the ioctls of several volumes in parallel and destroys them all if
+// one fails. Usage (storage.UsageReporter) sums the exclusive qgroup bytes
+// of a volume's snapshots when quotas are enabled.
 //
 // # Crashes
 //
-// The snapshot ioctl commits a btrfs transaction, so a snapshot exists
-// durably once it returns, and never without its sidecar. A crash during
-// Create or Delete leaves at worst a sidecar without a subvolume. List never
-// reports it and removes it, as do a Delete or Create of that ID. One
-// SnapshotDir must be used by one Backend at a time; the Backend serialises
-// operations on one ID.
+// The directory and its xattr are metadata, and the snapshot ioctl commits
+// a btrfs transaction, so once the ioctl returns the snapshot exists
+// durably together with its directory and xattr, and no fsync is needed
+// on the way. A crash during Create or Delete leaves at worst a
+// fsrvp-<id> directory without a data subvolume. List never reports it and
+// removes it, as do a Delete or Create of that ID. One SnapshotDir must be
+// used by one Backend at a time; the Backend serialises operations on one
+// ID.
 package btrfs

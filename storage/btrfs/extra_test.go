@@ -184,8 +184,8 @@ func TestCreateBatch(t *testing.T) {
 	}
 	wantOnly(t, b, err, storage.ErrAlreadyExists, n)
 	for i := range n {
-		if _, err := os.Lstat(b.metaPath(fmt.Sprintf("late-%d", i))); i != 2 && err == nil {
-			t.Errorf("late-%d: sidecar left after the rollback", i)
+		if _, err := os.Lstat(b.idDir(fmt.Sprintf("late-%d", i))); err == nil {
+			t.Errorf("late-%d: directory left after the rollback", i)
 		}
 	}
 }

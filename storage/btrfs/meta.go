@@ -3,14 +3,18 @@ package btrfs
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
+
+	"golang.org/x/sys/unix"
 )
 
-const metaVersion = 1
+const (
+	metaVersion = 1
+	metaXattr   = "user.fsrvpd.meta"
+)
 
-// meta is the content of the sidecar <SnapshotDir>/fsrvp-<id>.json: what the
-// snapshot subvolume cannot say about itself.
+// meta is what the snapshot subvolume cannot say about itself, kept as the
+// extended attribute user.fsrvpd.meta of <SnapshotDir>/fsrvp-<id>.
 type meta struct {
 	Version    int    `json:"version"`
 	ID         string `json:"id"`
@@ -18,49 +22,46 @@ type meta struct {
 	VolumeRoot string `json:"volume_root"`
 }
 
-// writeMeta writes and fsyncs the sidecar of m.ID. It need not be atomic: a
-// sidecar is only trusted next to a subvolume, and the subvolume is created
-// after the sidecar is on disk. The snapshot ioctl commits a transaction,
-// which makes the sidecar's directory entry durable with the subvolume.
-func (b *Backend) writeMeta(m meta) error {
-	data, err := json.MarshalIndent(m, "", "\t")
+// writeMeta sets the meta xattr on the directory open as fd. An xattr is
+// metadata: the transaction that the snapshot ioctl commits makes it
+// durable, without the fsync a file's data would need.
+func writeMeta(fd int, m meta) error {
+	data, err := json.Marshal(m)
 	if err != nil {
 		return err
 	}
-	f, err := os.OpenFile(b.metaPath(m.ID), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(append(data, '\n')); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return unix.Fsetxattr(fd, metaXattr, data, 0)
 }
 
 func (b *Backend) readMeta(id string) (meta, error) {
 	var m meta
-	p := b.metaPath(id)
-	data, err := os.ReadFile(p)
-	if err != nil {
-		return m, err
+	p := b.idDir(id)
+	buf := make([]byte, 1024)
+	for {
+		n, err := unix.Getxattr(p, metaXattr, buf)
+		if err == unix.ERANGE {
+			buf = make([]byte, 2*len(buf))
+			continue
+		}
+		if err != nil {
+			return m, fmt.Errorf("%s: getxattr %s: %w", p, metaXattr, err)
+		}
+		buf = buf[:n]
+		break
 	}
-	if err := json.Unmarshal(data, &m); err != nil {
-		return m, fmt.Errorf("%s: %w", p, err)
+	if err := json.Unmarshal(buf, &m); err != nil {
+		return m, fmt.Errorf("%s: %s: %w", p, metaXattr, err)
 	}
 	if m.Version != metaVersion {
-		return m, fmt.Errorf("%s: unsupported version %d", p, m.Version)
+		return m, fmt.Errorf("%s: %s: unsupported version %d", p, metaXattr, m.Version)
 	}
 	if m.ID != id {
-		return m, fmt.Errorf("%s names snapshot %q", p, m.ID)
+		return m, fmt.Errorf("%s: %s names snapshot %q", p, metaXattr, m.ID)
 	}
 	return m, nil
 }
 
-func (b *Backend) metaPath(id string) string {
-	return filepath.Join(b.snapDir, snapPrefix+id+metaSuffix)
-}
+// idDir is the directory of snapshot id; the subvolume is snapPath(id).
+func (b *Backend) idDir(id string) string { return filepath.Join(b.snapDir, idPrefix+id) }
+
+func (b *Backend) snapPath(id string) string { return filepath.Join(b.idDir(id), dataName) }
