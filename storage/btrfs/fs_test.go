@@ -54,7 +54,10 @@ func loopBtrfs(t testing.TB) string {
 			time.Sleep(100 * time.Millisecond)
 		}
 		if err != nil {
-			t.Errorf("unmount %s: %v", mnt, err)
+			// Still busy (a leaked file descriptor): detach it so that
+			// no mount outlives the test, and fail.
+			t.Errorf("unmount %s: %v (detaching it)", mnt, err)
+			unix.Unmount(mnt, unix.MNT_DETACH)
 		}
 	})
 	return mnt

@@ -24,6 +24,7 @@ const (
 	qgroupStatusOn           = 1 << 0 // BTRFS_QGROUP_STATUS_FLAG_ON
 	qgroupStatusRescan       = 1 << 1 // BTRFS_QGROUP_STATUS_FLAG_RESCAN
 	qgroupStatusInconsistent = 1 << 2 // BTRFS_QGROUP_STATUS_FLAG_INCONSISTENT
+	qgroupStatusSimpleMode   = 1 << 3 // BTRFS_QGROUP_STATUS_FLAG_SIMPLE_MODE (kernel 6.7)
 )
 
 // ioctl request encoding of asm-generic/ioctl.h.

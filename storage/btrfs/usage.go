@@ -15,7 +15,8 @@ import (
 // the level-0 qgroups of vol's snapshots, read from the quota tree with
 // BTRFS_IOC_TREE_SEARCH (which needs CAP_SYS_ADMIN). Known is false when
 // quotas are disabled, or while the qgroup numbers are being rescanned or
-// are marked inconsistent. Exclusive bytes are those only that snapshot
+// are marked inconsistent, and with simple quotas (which charge shared
+// extents to the subvolume that wrote them, never to a snapshot). Exclusive bytes are those only that snapshot
 // references: data shared by two snapshots of the same volume but no longer
 // by the volume is counted by neither.
 func (b *Backend) Usage(ctx context.Context, vol storage.Volume) (storage.VolumeUsage, error) {
@@ -37,7 +38,7 @@ func (b *Backend) Usage(ctx context.Context, vol storage.Volume) (storage.Volume
 		return u, fmt.Errorf("volume %s: quota status: %w", vol.ID, err)
 	}
 	flags := binary.LittleEndian.Uint64(status[16:])
-	if flags&qgroupStatusOn == 0 || flags&(qgroupStatusRescan|qgroupStatusInconsistent) != 0 {
+	if flags&qgroupStatusOn == 0 || flags&(qgroupStatusRescan|qgroupStatusInconsistent|qgroupStatusSimpleMode) != 0 {
 		return u, nil
 	}
 	list, err := b.List(ctx)
