@@ -1,0 +1,378 @@
+package samba
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/fsrvpd/fsrvpd/shares"
+)
+
+// Config configures New.
+type Config struct {
+	// SMBConf is smb.conf, passed as -s to every Samba tool. Default
+	// /etc/samba/smb.conf.
+	SMBConf string
+	// IncludeFile is the file fsrvpd owns, named by "include =" in the
+	// [global] section of SMBConf. Required.
+	IncludeFile string
+	// ResolverTTL bounds how long the base share definitions are cached
+	// (the cache is also dropped when smb.conf changes). Default 5 s.
+	ResolverTTL time.Duration
+	// Log receives a line per change; nil discards.
+	Log *logrus.Entry
+}
+
+// Exposer is a shares.Exposer on a running smbd. See the package
+// documentation for the mechanism. It is safe for concurrent use within
+// one process; only one Exposer may own an include file.
+type Exposer struct {
+	cfg Config
+	log *logrus.Entry
+	res *Resolver
+	msg *messenger
+	sec shareSec
+
+	mu      sync.Mutex
+	byName  map[string]exposed // by lower-case name
+	pending map[string]bool    // lower-case names whose SD may need deleting
+}
+
+var _ shares.Exposer = (*Exposer)(nil)
+
+// exposed is one of our shares with the parameters copied from its base.
+type exposed struct {
+	shares.Share
+	Params []param
+}
+
+// New checks that Samba includes cfg.IncludeFile, loads the shares it
+// holds and finishes what a crash interrupted: security descriptors written
+// for shares that were never published or already withdrawn are deleted,
+// their tree connects closed, and smbd told to reload.
+func New(ctx context.Context, cfg Config) (*Exposer, error) {
+	if cfg.SMBConf == "" {
+		cfg.SMBConf = "/etc/samba/smb.conf"
+	}
+	if cfg.ResolverTTL == 0 {
+		cfg.ResolverTTL = 5 * time.Second
+	}
+	if cfg.IncludeFile == "" || !filepath.IsAbs(cfg.IncludeFile) {
+		return nil, fmt.Errorf("samba: include file %q must be an absolute path", cfg.IncludeFile)
+	}
+	log := cfg.Log
+	if log == nil {
+		l := logrus.New()
+		l.Out = nopWriter{}
+		log = logrus.NewEntry(l)
+	}
+	sm := samba{conf: cfg.SMBConf}
+	g, err := sm.globals(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("samba: reading %s: %w", cfg.SMBConf, err)
+	}
+	if !strings.Contains(g["include"], cfg.IncludeFile) {
+		return nil, fmt.Errorf("samba: %s does not include %s: add \"include = %[2]s\" as the last line of [global]", cfg.SMBConf, cfg.IncludeFile)
+	}
+	e := &Exposer{
+		cfg: cfg, log: log.WithField("include", cfg.IncludeFile),
+		res: newResolver(sm, g, cfg.ResolverTTL, cfg.IncludeFile),
+		msg: newMessenger(g["lock directory"]),
+		sec: shareSec{db: filepath.Join(g["state directory"], "share_info.tdb")},
+	}
+	if e.byName, e.pending, err = readInclude(cfg.IncludeFile); err != nil {
+		return nil, err
+	}
+	var stale []string
+	for k := range e.pending {
+		if _, ok := e.byName[k]; !ok {
+			stale = append(stale, k)
+		}
+	}
+	for _, k := range stale {
+		if err := e.sec.del(ctx, k); err != nil {
+			return nil, fmt.Errorf("samba: deleting the security descriptor of %q: %w", k, err)
+		}
+	}
+	if len(e.pending) > 0 {
+		e.pending = map[string]bool{}
+		if err := e.write(); err != nil {
+			return nil, err
+		}
+	}
+	if err := e.msg.reloadConfig(); err != nil {
+		e.log.WithError(err).Warn("Cannot tell smbd to reload its configuration")
+	}
+	for _, k := range stale {
+		e.msg.closeShare(k)
+	}
+	e.log.WithFields(logrus.Fields{"shares": len(e.byName), "reconciled": len(stale)}).Debug("Samba exposer ready")
+	return e, nil
+}
+
+type nopWriter struct{}
+
+func (nopWriter) Write(p []byte) (int, error) { return len(p), nil }
+
+// Resolver returns the base-share resolver over the same configuration.
+func (e *Exposer) Resolver() *Resolver { return e.res }
+
+// NewResolver returns a Resolver alone, for the daemon's lookups.
+func NewResolver(ctx context.Context, cfg Config) (*Resolver, error) {
+	if cfg.SMBConf == "" {
+		cfg.SMBConf = "/etc/samba/smb.conf"
+	}
+	if cfg.ResolverTTL == 0 {
+		cfg.ResolverTTL = 5 * time.Second
+	}
+	sm := samba{conf: cfg.SMBConf}
+	g, err := sm.globals(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("samba: reading %s: %w", cfg.SMBConf, err)
+	}
+	return newResolver(sm, g, cfg.ResolverTTL, cfg.IncludeFile), nil
+}
+
+// copied are the base parameters a snapshot share does not copy: set by
+// us, or meaningless for a copy.
+var notCopied = []string{"path", "comment", "read only", "writeable", "writable", "write ok",
+	"include", "copy", "preexec", "root preexec", "postexec", "root postexec"}
+
+func checkShare(s shares.Share) error {
+	if err := shares.ValidName(s.Name); err != nil {
+		return err
+	}
+	if strings.ContainsAny(s.Name, "[]%") || strings.TrimSpace(s.Name) != s.Name {
+		return fmt.Errorf("share %q: cannot be named in smb.conf: %w", s.Name, shares.ErrInvalidName)
+	}
+	if !filepath.IsAbs(s.Path) || strings.ContainsAny(s.Path, "%\n\r") {
+		return fmt.Errorf("share %q: path %q must be absolute, without %% or line breaks", s.Name, s.Path)
+	}
+	return nil
+}
+
+// Expose implements shares.Exposer. The share copies the parameters of its
+// base share (s.Base) as Samba has them now, except path, comment, access
+// mode; it is hidden from browse lists (browseable = no) when its name ends
+// in '$' or its base is not browseable. Its share security descriptor is the base share's, copied now.
+func (e *Exposer) Expose(ctx context.Context, s shares.Share) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := checkShare(s); err != nil {
+		return err
+	}
+	s.Path = filepath.Clean(s.Path)
+	s.Comment = strings.NewReplacer("\n", " ", "\r", " ", "%", "").Replace(s.Comment)
+	base, err := e.res.section(ctx, s.Base)
+	if err != nil {
+		return fmt.Errorf("share %q: base: %w", s.Name, err)
+	}
+	s.Base = base.Name
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	k := strings.ToLower(s.Name)
+	if old, ok := e.byName[k]; ok {
+		return fmt.Errorf("share %q: %w (as %q)", s.Name, shares.ErrExists, old.Name)
+	}
+	if other, err := e.res.find(ctx, s.Name, false); err == nil {
+		return fmt.Errorf("share %q: %w in Samba's configuration (as %q)", s.Name, shares.ErrExists, other.Name)
+	}
+	sd, err := e.sec.get(ctx, base.Name)
+	if err != nil {
+		return fmt.Errorf("share %q: reading the security descriptor of %q: %w", s.Name, base.Name, err)
+	}
+	if sd != nil {
+		// Journal the name first: a crash after the SD is stored and before
+		// the share is published leaves an SD that New deletes.
+		e.pending[k] = true
+		if err := e.write(); err != nil {
+			delete(e.pending, k)
+			return err
+		}
+		err = e.sec.put(ctx, s.Name, sd)
+	} else {
+		err = e.sec.del(ctx, s.Name)
+	}
+	if err != nil {
+		return fmt.Errorf("share %q: security descriptor: %w", s.Name, err)
+	}
+	x := exposed{Share: s, Params: dropKeys(base.Params, notCopied...)}
+	if _, set := base.get("browseable"); !set && strings.HasSuffix(s.Name, "$") {
+		if _, set := base.get("browsable"); !set {
+			x.Params = append(x.Params, param{"browseable", "no"})
+		}
+	}
+	e.byName[k] = x
+	delete(e.pending, k)
+	if err := e.write(); err != nil {
+		delete(e.byName, k)
+		e.pending[k] = true
+		return err
+	}
+	if err := e.msg.reloadConfig(); err != nil {
+		e.log.WithError(err).Warn("Cannot tell smbd to reload: the share reaches new connections only")
+	}
+	e.log.WithFields(logrus.Fields{"share": s.Name, "path": s.Path, "read_only": s.ReadOnly, "sd": sd != nil}).Info("Share exposed")
+	return nil
+}
+
+// SetReadOnly implements shares.Exposer. Tree connects made before the
+// change keep the access mode they had, so making a share read-only also
+// closes them (clients reconnect and get the new mode).
+func (e *Exposer) SetReadOnly(ctx context.Context, name string, readOnly bool) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	k := strings.ToLower(name)
+	x, ok := e.byName[k]
+	if !ok {
+		return fmt.Errorf("share %q: %w", name, shares.ErrNotFound)
+	}
+	if x.ReadOnly == readOnly {
+		return nil
+	}
+	x.ReadOnly = readOnly
+	e.byName[k] = x
+	if err := e.write(); err != nil {
+		x.ReadOnly = !readOnly
+		e.byName[k] = x
+		return err
+	}
+	if err := e.msg.reloadConfig(); err != nil {
+		e.log.WithError(err).Warn("Cannot tell smbd to reload")
+	}
+	if readOnly {
+		e.msg.closeShare(x.Name)
+	}
+	e.log.WithFields(logrus.Fields{"share": x.Name, "read_only": readOnly}).Info("Share access changed")
+	return nil
+}
+
+// Remove implements shares.Exposer: the definition goes, smbd reloads, its
+// tree connects are closed and its security descriptor deleted.
+func (e *Exposer) Remove(ctx context.Context, name string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	k := strings.ToLower(name)
+	x, ok := e.byName[k]
+	if !ok {
+		return fmt.Errorf("share %q: %w", name, shares.ErrNotFound)
+	}
+	delete(e.byName, k)
+	e.pending[k] = true // its SD and tree connects, if a crash comes first
+	if err := e.write(); err != nil {
+		e.byName[k] = x
+		delete(e.pending, k)
+		return err
+	}
+	var errs []error
+	if err := e.msg.reloadConfig(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := e.msg.closeShare(x.Name); err != nil {
+		errs = append(errs, err)
+	}
+	if err := e.sec.del(ctx, x.Name); err != nil {
+		errs = append(errs, fmt.Errorf("deleting its security descriptor: %w", err))
+	} else {
+		delete(e.pending, k) // dropped from the file with the next write
+	}
+	if err := errors.Join(errs...); err != nil {
+		// The share is gone from the configuration (durably); the rest is
+		// redone by New.
+		e.log.WithError(err).WithField("share", x.Name).Warn("Share removed, cleanup incomplete")
+		return nil
+	}
+	e.log.WithField("share", x.Name).Info("Share removed")
+	return nil
+}
+
+// List implements shares.Exposer: the shares in the include file, sorted by
+// name ignoring case.
+func (e *Exposer) List(ctx context.Context) ([]shares.Share, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	list := make([]shares.Share, 0, len(e.byName))
+	for _, x := range e.sorted() {
+		list = append(list, x.Share)
+	}
+	return list, nil
+}
+
+func (e *Exposer) sorted() []exposed {
+	list := make([]exposed, 0, len(e.byName))
+	for _, x := range e.byName {
+		list = append(list, x)
+	}
+	slices.SortFunc(list, func(a, b exposed) int {
+		return strings.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name))
+	})
+	return list
+}
+
+// write rewrites the include file from e.byName and e.pending. e.mu is held.
+func (e *Exposer) write() error {
+	var pend []string
+	for k := range e.pending {
+		pend = append(pend, k)
+	}
+	slices.Sort(pend)
+	if err := writeAtomic(e.cfg.IncludeFile, renderInclude(e.sorted(), pend)); err != nil {
+		return fmt.Errorf("samba: writing %s: %w", e.cfg.IncludeFile, err)
+	}
+	return nil
+}
+
+// writeAtomic replaces path with data: temporary file, fsync, rename, fsync
+// of the directory.
+func writeAtomic(path string, data []byte) (err error) {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if err := f.Chmod(0o644); err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
