@@ -24,6 +24,7 @@ import (
 	"github.com/fsrvpd/fsrvpd/shares"
 	"github.com/fsrvpd/fsrvpd/shares/registry"
 	"github.com/fsrvpd/fsrvpd/storage"
+	"github.com/fsrvpd/fsrvpd/storage/btrfs"
 	"github.com/fsrvpd/fsrvpd/storage/dir"
 
 	fssagent "github.com/oiweiwei/go-msrpc/msrpc/fsrvp/fileservervssagent/v1"
@@ -141,6 +142,8 @@ func newBackend(cfg config.Config, log *logrus.Entry) (storage.Backend, error) {
 	switch cfg.Storage.Backend {
 	case "dir":
 		return dir.New(dir.Config{Volumes: cfg.Storage.Dir.Volumes, SnapshotDir: cfg.SnapshotDir(), Logger: log})
+	case "btrfs":
+		return btrfs.New(btrfs.Config{SnapshotDir: cfg.Storage.Btrfs.SnapshotDir, Logger: log})
 	default:
 		return nil, fmt.Errorf("storage backend %q not available", cfg.Storage.Backend)
 	}

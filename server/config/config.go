@@ -70,9 +70,18 @@ type FSRVP struct {
 
 // Storage is the [storage] section.
 type Storage struct {
-	// Backend is "dir" (btrfs and zfs come later).
+	// Backend is "dir", "btrfs" or "zfs".
 	Backend string `toml:"backend"`
 	Dir     Dir    `toml:"dir"`
+	Btrfs   Btrfs  `toml:"btrfs"`
+}
+
+// Btrfs configures the btrfs backend: every share's volume is the
+// subvolume that contains it.
+type Btrfs struct {
+	// SnapshotDir is where snapshots are kept: a directory on the same
+	// btrfs filesystem as the shares, outside every shared subvolume.
+	SnapshotDir string `toml:"snapshot_dir"`
 }
 
 // Dir configures the dir backend.
@@ -226,8 +235,12 @@ func (c *Config) Validate() error {
 		if p := c.Storage.Dir.SnapshotDir; p != "" && !filepath.IsAbs(p) {
 			bad("storage.dir.snapshot_dir", "%q is not an absolute path", p)
 		}
+	case "btrfs":
+		if p := c.Storage.Btrfs.SnapshotDir; !filepath.IsAbs(p) {
+			bad("storage.btrfs.snapshot_dir", "%q is not an absolute path (a directory on the shares' btrfs filesystem is required)", p)
+		}
 	default:
-		bad("storage.backend", "%q is not a known backend (dir)", c.Storage.Backend)
+		bad("storage.backend", "%q is not a known backend (dir, btrfs)", c.Storage.Backend)
 	}
 	seen := map[string]bool{}
 	for i, s := range c.Shares {
