@@ -299,3 +299,38 @@ func TestListenSocketFile(t *testing.T) {
 		t.Errorf("np dir mode changed to %v", fi.Mode().Perm())
 	}
 }
+
+// Serve returns nil after Close, and ErrServerClosed once the rpc.Server
+// was shut down (noticed at the next connection).
+func TestServeLifecycle(t *testing.T) {
+	f := newFixture(t, Options{})
+	f.l.Close()
+	select {
+	case err := <-f.served:
+		if err != nil {
+			t.Fatalf("Serve after Close: %v", err)
+		}
+	case <-time.After(wait):
+		t.Fatal("Serve did not return after Close")
+	}
+
+	f = newFixture(t, Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if err := f.srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c := f.dial(t)
+	c.Write(capture(t, "exp2_full_root", "conn1_npa_req.hex"))
+	select {
+	case err := <-f.served:
+		if !errors.Is(err, rpc.ErrServerClosed) {
+			t.Fatalf("Serve after Shutdown: %v", err)
+		}
+	case <-time.After(wait):
+		t.Fatal("Serve did not return after Shutdown")
+	}
+	if _, err := os.Lstat(f.l.Path()); !os.IsNotExist(err) {
+		t.Errorf("socket file left: %v", err)
+	}
+}

@@ -58,6 +58,7 @@ type Listener struct {
 	ino  uint64
 
 	closed  atomic.Bool
+	done    chan struct{} // closed by Close
 	healthy atomic.Bool
 	wmu     sync.Mutex // serializes Check's state changes and logs
 	lastErr string     // the last unhealthy state logged
@@ -104,7 +105,7 @@ func Listen(path string, opts Options) (*Listener, error) {
 	}
 	// Close must not unlink a path that someone else may have taken over.
 	ul.SetUnlinkOnClose(false)
-	l := &Listener{path: path, opts: opts, ul: ul, log: log}
+	l := &Listener{path: path, opts: opts, ul: ul, log: log, done: make(chan struct{})}
 	fail := func(err error) (*Listener, error) {
 		ul.Close()
 		l.removeIfOurs()
@@ -165,9 +166,9 @@ func (l *Listener) Close() error {
 	if l.closed.Swap(true) {
 		return nil
 	}
-	err := l.ul.Close()
-	l.removeIfOurs()
-	return err
+	l.removeIfOurs() // before Close, so that Serve returns only after it
+	close(l.done)
+	return l.ul.Close()
 }
 
 func (l *Listener) removeIfOurs() {
@@ -188,22 +189,22 @@ func (l *Listener) Serve(srv *rpc.Server) error {
 		maxConns = DefaultMaxConns
 	}
 	slots := make(chan struct{}, maxConns)
-	stopped := make(chan struct{})
-	var stopOnce sync.Once
+	var stopped atomic.Bool // srv was shut down
 	var backoff time.Duration
 	for {
 		select {
 		case slots <- struct{}{}:
-		case <-stopped:
-			return rpc.ErrServerClosed
+		case <-l.done:
+			if stopped.Load() {
+				return rpc.ErrServerClosed
+			}
+			return nil
 		}
 		nc, err := l.ul.AcceptUnix()
 		if err != nil {
 			<-slots
-			select {
-			case <-stopped:
+			if stopped.Load() {
 				return rpc.ErrServerClosed
-			default:
 			}
 			if l.closed.Load() {
 				return nil
@@ -221,7 +222,8 @@ func (l *Listener) Serve(srv *rpc.Server) error {
 		go func() {
 			defer func() { <-slots }()
 			if err := l.serveConn(srv, nc); errors.Is(err, rpc.ErrServerClosed) {
-				stopOnce.Do(func() { close(stopped); l.Close() })
+				stopped.Store(true)
+				l.Close()
 			}
 		}()
 	}
@@ -285,7 +287,7 @@ func (l *Listener) handshake(nc net.Conn) (net.Conn, rpc.ConnInfo, error) {
 	}
 	nc.SetDeadline(time.Time{})
 	l.log.WithFields(logrus.Fields{
-		"level": q.Level, "user": sess.Domain + `\` + sess.User, "uid": sess.UID,
+		"npa_level": q.Level, "user": sess.Domain + `\` + sess.User, "uid": sess.UID,
 		"client":    net.JoinHostPort(sess.ClientAddr, strconv.Itoa(int(sess.ClientPort))),
 		"encrypted": sess.Encrypted, "probe_only": q.ProbeOnly(),
 	}).Debug("np: handshake done")
