@@ -251,7 +251,7 @@ func decodeSessionInfo(r *reader, q *Request, lay layout) {
 // has no trailing padding.
 func decodeToken(r *reader, q *Request, lay layout) {
 	r.align(8)
-	n := r.count(12, "num_sids") // a dom_sid is at least 8 bytes + 4 max_count
+	n := r.count(8, "num_sids") // a dom_sid is at least 8 bytes
 	r.conformance(n, "sids")
 	q.SIDs = sidList(r, n, "sids")
 	q.PrivilegeMask = r.u64(8, "privilege_mask")
