@@ -141,7 +141,7 @@ func NewResolver(ctx context.Context, cfg Config) (*Resolver, error) {
 	return newResolver(sm, g, cfg.ResolverTTL, cfg.IncludeFile), nil
 }
 
-// copied are the base parameters a snapshot share does not copy: set by
+// notCopied are the base parameters a snapshot share does not copy: set by
 // us, or meaningless for a copy.
 var notCopied = []string{"path", "comment", "read only", "writeable", "writable", "write ok",
 	"include", "copy", "preexec", "root preexec", "postexec", "root postexec"}

@@ -94,8 +94,10 @@ func Start(t testing.TB, o Options) *Server {
 			t.Fatal(err)
 		}
 	}
-	if err := os.WriteFile(s.Include, nil, 0o644); err != nil {
-		t.Fatal(err)
+	for _, f := range []string{s.Include, s.Include + ".bench"} {
+		if err := os.WriteFile(f, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if o.Shares == nil {
 		o.Shares = []Share{{Name: "share1", Params: []string{"read only = no"}}, {Name: "share2", Params: []string{"read only = no"}}}
@@ -127,9 +129,20 @@ func Start(t testing.TB, o Options) *Server {
 	registry shares = yes
 `, s.Port, dir)
 	for _, l := range o.Global {
+		// USERSHARES stands for a usershare directory under Dir.
+		if strings.Contains(l, "USERSHARES") {
+			us := filepath.Join(dir, "usershares")
+			if err := os.Mkdir(us, 0o1770); err != nil {
+				t.Fatal(err)
+			}
+			os.Chmod(us, 0o1770|os.ModeSticky)
+			l = strings.ReplaceAll(l, "USERSHARES", us)
+		}
 		fmt.Fprintf(&b, "\t%s\n", l)
 	}
 	fmt.Fprintf(&b, "\tinclude = %s\n", s.Include)
+	// A second include for benchmarks of other writers of a shares file.
+	fmt.Fprintf(&b, "\tinclude = %s.bench\n", s.Include)
 	for _, sh := range o.Shares {
 		p := filepath.Join(dir, "shares", strings.NewReplacer("$", "_", "/", "_").Replace(sh.Name))
 		fmt.Fprintf(&b, "\n[%s]\n", sh.Name)

@@ -1,0 +1,69 @@
+// Package samba is the shares.Exposer and shares.Resolver of a host where
+// a running smbd serves the snapshot shares (base@{shadowcopyid}).
+//
+// # Mechanism
+//
+// The snapshot shares live in one file that fsrvpd owns, included from
+// smb.conf's [global] section:
+//
+//	[global]
+//		...
+//		include = /etc/samba/fsrvpd-shares.conf   (last line of [global])
+//
+// Every change rewrites that file atomically (temporary file, fsync,
+// rename, fsync of the directory), so a share exists exactly when the file
+// says so, and then sends Samba's MSG_SMB_CONF_UPDATED to every Samba
+// process (and MSG_SMB_FORCE_TDIS with the share name on removal) directly
+// over Samba's messaging sockets, <lock dir>/msg.sock/<pid>, the way
+// smbcontrol does but without starting a process (see messenger). New
+// connections see a change even without the message (a forked smbd child
+// re-reads changed config files); connections made earlier need it.
+//
+// A snapshot share copies every parameter its base share sets explicitly
+// (testparm's view; "net conf list" for registry shares) except path,
+// comment, read only and its synonyms, include, copy and the exec hooks;
+// it is hidden (browseable = no) when its name ends in '$' unless the base
+// says otherwise. Its share security descriptor is the base share's at
+// Expose time, copied in <state dir>/share_info.tdb with tdbtool (the base
+// having none, the snapshot share gets none: both get smbd's default), and
+// deleted on Remove (Samba's own agent leaks these).
+//
+// Crash safety: the file is the record. Expose journals the share's name
+// ("# fsrvpd-pending:") before it stores a security descriptor, and Remove
+// before it withdraws one; New deletes the descriptors and closes the tree
+// connects of journalled names that are not published, then tells smbd to
+// reload. List returns exactly the file's shares, so the daemon's
+// reconcile removes the ones it does not know.
+//
+// SetReadOnly(true) also closes the share's tree connects: smbd keeps the
+// access mode a tree connect was made with.
+//
+// # Measurement
+//
+// Private smbd 4.17.12 (Debian 12) on 127.0.0.1, 2 cores, BenchmarkExpose
+// with -benchtime 15x: median of 15, add→connectable is from the start of
+// the add to a successful tree connect on an SMB2 session opened before it,
+// remove→gone to a failing one.
+//
+//	mechanism                                   add→connectable  remove→gone
+//	this package (include file + messages,       9.2 ms (8.3)     7.4 ms (6.8)
+//	  SD copy with 2 tdbtool runs)
+//	include file + smbcontrol reload-config     38.7 ms          75.6 ms (+ close-share)
+//	net conf import / delshare (registry)       72.6 ms         146.6 ms (+ close-share, reload)
+//	usershare file (no process at all)           1.7 ms          34.2 ms (+ close-share)
+//
+// Tool start-up alone (BenchmarkTools): tdbtool 1.5 ms, smbcontrol 25-45
+// ms, testparm 22-54 ms, sharesec 35-70 ms, net conf 45-108 ms. Samba's own
+// agent spends about 8 ms in ExposeShadowCopySet. Usershares are the
+// cheapest but cannot carry the base share's parameters (one template
+// share for all) nor an arbitrary security descriptor (usershare_acl is
+// SID:R/F/D), so they do not qualify. Of the 9 ms, about 3 ms are the two
+// tdbtool runs (read the base's descriptor, store or delete the copy).
+//
+// # smb.conf
+//
+// The daemon's host needs, in [global], the include line above as the last
+// line of [global] (the file ends with "[global]" so that parameters after
+// the include line stay global). "registry shares = yes" is only needed if
+// base shares are defined in the registry.
+package samba
