@@ -19,6 +19,7 @@ import (
 
 	"github.com/fsrvpd/fsrvpd/client"
 	"github.com/fsrvpd/fsrvpd/conformance"
+	"github.com/fsrvpd/fsrvpd/storage/storagetest"
 )
 
 // TestConformance builds fsrvpd, runs two daemons (one with the spec's
@@ -31,8 +32,14 @@ func TestConformance(t *testing.T) {
 		t.Skip("end-to-end test: builds and runs fsrvpd")
 	}
 	bin := buildDaemon(t)
-	main := startDaemon(t, bin, "")
-	timer := startDaemon(t, bin, "1s")
+	for _, backend := range []string{"dir", "btrfs"} {
+		t.Run(backend, func(t *testing.T) { testConformance(t, bin, backend) })
+	}
+}
+
+func testConformance(t *testing.T, bin, backend string) {
+	main := startDaemon(t, bin, backend, "")
+	timer := startDaemon(t, bin, backend, "1s")
 
 	ctx := context.Background()
 	t.Run("checks", func(t *testing.T) {
@@ -86,20 +93,37 @@ func buildDaemon(t *testing.T) string {
 }
 
 type daemon struct {
-	dir, stateDir, addr string
-	cmd                 *exec.Cmd
-	logMu               sync.Mutex
-	log                 bytes.Buffer
+	dir, stateDir, snapDir, addr string
+	cmd                          *exec.Cmd
+	logMu                        sync.Mutex
+	log                          bytes.Buffer
 }
 
 // startDaemon runs bin on a free 127.0.0.1 port with volumes vol1 (shares
-// share1, share3) and vol2 (share2) below a temporary directory; timer, if
-// not "", shortens the message sequence timer.
-func startDaemon(t *testing.T, bin, timer string) *daemon {
+// share1, share3) and vol2 (share2); timer, if not "", shortens the message
+// sequence timer. With the dir backend the volumes are directories below a
+// temporary directory; with btrfs they are subvolumes of a loop-mounted
+// btrfs filesystem.
+func startDaemon(t *testing.T, bin, backend, timer string) *daemon {
 	t.Helper()
 	d := &daemon{dir: t.TempDir()}
 	d.stateDir = filepath.Join(d.dir, "state")
-	vol1, vol2 := filepath.Join(d.dir, "vol1"), filepath.Join(d.dir, "vol2")
+	root := d.dir
+	if backend == "btrfs" {
+		root = storagetest.LoopBtrfs(t)
+	}
+	vol1, vol2 := filepath.Join(root, "vol1"), filepath.Join(root, "vol2")
+	var storageConf string
+	switch backend {
+	case "dir":
+		d.snapDir = filepath.Join(d.stateDir, "snapshots")
+		storageConf = fmt.Sprintf("[storage]\nbackend = \"dir\"\n[storage.dir]\nvolumes = [%q, %q]\n", vol1, vol2)
+	case "btrfs":
+		storagetest.Subvolume(t, vol1)
+		storagetest.Subvolume(t, vol2)
+		d.snapDir = filepath.Join(root, "snapshots")
+		storageConf = fmt.Sprintf("[storage]\nbackend = \"btrfs\"\n[storage.btrfs]\nsnapshot_dir = %q\n", d.snapDir)
+	}
 	for _, p := range []string{filepath.Join(vol1, "share1"), filepath.Join(vol1, "share3"), filepath.Join(vol2, "share2")} {
 		if err := os.MkdirAll(p, 0o755); err != nil {
 			t.Fatal(err)
@@ -123,12 +147,7 @@ log_format = "json"
 [fsrvp]
 allow_unauthenticated = true
 %s
-[storage]
-backend = "dir"
-
-[storage.dir]
-volumes = [%q, %q]
-
+%s
 [[share]]
 name = "share1"
 path = %q
@@ -140,7 +159,7 @@ path = %q
 [[share]]
 name = "share3"
 path = %q
-`, d.stateDir, timerLine, vol1, vol2, filepath.Join(vol1, "share1"), filepath.Join(vol2, "share2"), filepath.Join(vol1, "share3"))
+`, d.stateDir, timerLine, storageConf, filepath.Join(vol1, "share1"), filepath.Join(vol2, "share2"), filepath.Join(vol1, "share3"))
 	confPath := filepath.Join(d.dir, "fsrvpd.toml")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
@@ -236,11 +255,11 @@ func (d *daemon) target(t *testing.T, timer time.Duration) conformance.Target {
 	return tg
 }
 
-// assertNothingLeaked: after every check cleaned up, the dir backend holds
-// no snapshot and the share registry no exposed share.
+// assertNothingLeaked: after every check cleaned up, the backend's
+// snapshot directory holds nothing and the share registry no exposed share.
 func (d *daemon) assertNothingLeaked(t *testing.T) {
 	t.Helper()
-	entries, err := os.ReadDir(filepath.Join(d.stateDir, "snapshots"))
+	entries, err := os.ReadDir(d.snapDir)
 	if err != nil && !os.IsNotExist(err) {
 		t.Errorf("reading the snapshot dir: %v", err)
 	}
@@ -249,7 +268,7 @@ func (d *daemon) assertNothingLeaked(t *testing.T) {
 		names = append(names, e.Name())
 	}
 	if len(names) > 0 {
-		t.Errorf("daemon %s: snapshots left behind in %s/snapshots: %s", d.addr, d.stateDir, strings.Join(names, ", "))
+		t.Errorf("daemon %s: snapshots left behind in %s: %s", d.addr, d.snapDir, strings.Join(names, ", "))
 	}
 	data, err := os.ReadFile(filepath.Join(d.stateDir, "shares.json"))
 	if os.IsNotExist(err) {
