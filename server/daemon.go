@@ -18,11 +18,13 @@ import (
 
 	"github.com/fsrvpd/fsrvpd/rpc"
 	"github.com/fsrvpd/fsrvpd/rpc/epm"
+	"github.com/fsrvpd/fsrvpd/rpc/np"
 	"github.com/fsrvpd/fsrvpd/server/config"
 	"github.com/fsrvpd/fsrvpd/server/fsrvp"
 	"github.com/fsrvpd/fsrvpd/server/state"
 	"github.com/fsrvpd/fsrvpd/shares"
 	"github.com/fsrvpd/fsrvpd/shares/registry"
+	"github.com/fsrvpd/fsrvpd/shares/samba"
 	"github.com/fsrvpd/fsrvpd/storage"
 	"github.com/fsrvpd/fsrvpd/storage/btrfs"
 	"github.com/fsrvpd/fsrvpd/storage/dir"
@@ -42,6 +44,8 @@ type Daemon struct {
 	listeners []net.Listener
 	// unixSocket is the socket file this daemon created, removed at close.
 	unixSocket string
+	pipe       *np.Listener
+	stopWatch  context.CancelFunc
 	wg         sync.WaitGroup
 	errc       chan error
 }
@@ -62,15 +66,7 @@ func Start(ctx context.Context, cfg config.Config, log *logrus.Entry) (_ *Daemon
 	if err != nil {
 		return nil, err
 	}
-	exposer, err := registry.Open(filepath.Join(cfg.Server.StateDir, "shares.json"), log.WithField("component", "shares"))
-	if err != nil {
-		return nil, fmt.Errorf("share registry: %w", err)
-	}
-	base := make([]shares.BaseShare, len(cfg.Shares))
-	for i, s := range cfg.Shares {
-		base[i] = shares.BaseShare{Name: s.Name, Path: s.Path}
-	}
-	resolver, err := shares.NewStatic(base)
+	exposer, resolver, err := newShares(ctx, cfg, log.WithField("component", "shares"))
 	if err != nil {
 		return nil, err
 	}
@@ -105,7 +101,7 @@ func Start(ctx context.Context, cfg config.Config, log *logrus.Entry) (_ *Daemon
 	}
 
 	d.rpc = &rpc.Server{Logger: log.WithField("component", "rpc")}
-	fsrvp.Register(d.rpc, d.service)
+	fsrvp.Register(d.rpc, d.service, cfg.Samba.BackupSIDs...)
 	tcpPort := 0
 	for _, addr := range cfg.Server.Listen {
 		l, err := net.Listen("tcp", addr)
@@ -126,6 +122,11 @@ func Start(ctx context.Context, cfg config.Config, log *logrus.Entry) (_ *Daemon
 		d.unixSocket = p
 		d.serve(d.rpc, l, "ncalrpc")
 	}
+	if cfg.Samba.Enabled {
+		if err := d.startPipe(ctx); err != nil {
+			return nil, err
+		}
+	}
 	if a := cfg.Server.EndpointMapper; a != "" && tcpPort != 0 {
 		if err := d.startEPM(a, tcpPort); err != nil {
 			if !cfg.Server.EndpointMapperOptional {
@@ -136,6 +137,56 @@ func Start(ctx context.Context, cfg config.Config, log *logrus.Entry) (_ *Daemon
 	}
 	log.WithFields(logrus.Fields{"server_name": cfg.Server.Name, "backend": backend.Name(), "shares": len(cfg.Shares)}).Info("fsrvpd ready")
 	return d, nil
+}
+
+// newShares picks where base shares come from and how snapshots are
+// exposed: Samba's configuration and the running smbd, or the [[share]]
+// list and a registry file (TCP-only mode).
+func newShares(ctx context.Context, cfg config.Config, log *logrus.Entry) (shares.Exposer, shares.Resolver, error) {
+	if cfg.Samba.Enabled {
+		e, err := samba.New(ctx, samba.Config{SMBConf: cfg.Samba.SMBConf, IncludeFile: cfg.Samba.IncludeFile, Log: log})
+		if err != nil {
+			return nil, nil, fmt.Errorf("samba: %w", err)
+		}
+		return e, e.Resolver(), nil
+	}
+	reg, err := registry.Open(filepath.Join(cfg.Server.StateDir, "shares.json"), log)
+	if err != nil {
+		return nil, nil, fmt.Errorf("share registry: %w", err)
+	}
+	base := make([]shares.BaseShare, len(cfg.Shares))
+	for i, s := range cfg.Shares {
+		base[i] = shares.BaseShare{Name: s.Name, Path: s.Path}
+	}
+	res, err := shares.NewStatic(base)
+	if err != nil {
+		return nil, nil, err
+	}
+	return reg, res, nil
+}
+
+// startPipe serves \PIPE\FssagentRpc on Samba's external-pipe socket and
+// watches that the socket stays ours (samba-dcerpcd replaces it when it
+// starts with rpcd_fsrvp enabled).
+func (d *Daemon) startPipe(ctx context.Context) error {
+	path := d.cfg.PipeSocket()
+	l, err := np.Listen(path, np.Options{Logger: d.log.WithField("component", "np")})
+	if err != nil {
+		return fmt.Errorf("named pipe %s: %w", path, err)
+	}
+	d.pipe = l
+	wctx, cancel := context.WithCancel(context.Background())
+	d.stopWatch = cancel
+	go l.Watch(wctx, 10*time.Second)
+	d.log.WithFields(logrus.Fields{"addr": path, "transport": "ncacn_np"}).Info("listening")
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		if err := l.Serve(d.rpc); err != nil && !errors.Is(err, rpc.ErrServerClosed) {
+			d.errc <- fmt.Errorf("serve %s: %w", path, err)
+		}
+	}()
+	return nil
 }
 
 func newBackend(cfg config.Config, log *logrus.Entry) (storage.Backend, error) {
@@ -197,6 +248,10 @@ func (d *Daemon) Run(ctx context.Context, grace time.Duration) error {
 	case runErr = <-d.errc:
 	}
 	d.log.Info("shutting down")
+	if d.pipe != nil {
+		d.stopWatch()
+		d.pipe.Close()
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	for _, s := range []*rpc.Server{d.rpc, d.epmSrv} {
@@ -212,6 +267,10 @@ func (d *Daemon) Run(ctx context.Context, grace time.Duration) error {
 }
 
 func (d *Daemon) closeAll() {
+	if d.pipe != nil {
+		d.stopWatch()
+		d.pipe.Close()
+	}
 	for _, l := range d.listeners {
 		l.Close()
 	}

@@ -20,7 +20,26 @@ type Config struct {
 	Server  Server  `toml:"server"`
 	FSRVP   FSRVP   `toml:"fsrvp"`
 	Storage Storage `toml:"storage"`
+	Samba   Samba   `toml:"samba"`
 	Shares  []Share `toml:"share"`
+}
+
+// Samba is the [samba] section: serving \PIPE\FssagentRpc through smbd and
+// exposing snapshots as shares of the running smbd. When enabled, base
+// shares come from Samba's configuration and [[share]] must be empty.
+type Samba struct {
+	Enabled bool `toml:"enabled"`
+	// SMBConf is smbd's configuration file.
+	SMBConf string `toml:"smb_conf"`
+	// IncludeFile holds the snapshot shares; smb.conf must include it as
+	// the last line of [global]: include = <IncludeFile>.
+	IncludeFile string `toml:"include_file"`
+	// SocketDir is Samba's external_rpc_pipe:socket_dir (default: its
+	// "ncalrpc dir"); the pipe's socket is <SocketDir>/np/fssagentrpc.
+	SocketDir string `toml:"socket_dir"`
+	// BackupSIDs are SIDs whose members may use FSRVP besides uid 0,
+	// Administrators, Backup Operators and holders of SeBackupPrivilege.
+	BackupSIDs []string `toml:"backup_sids"`
 }
 
 // Server is the [server] section.
@@ -126,7 +145,12 @@ func Default() Config {
 			LogLevel:       "info",
 			LogFormat:      "text",
 		},
-		FSRVP:   FSRVP{RetryLimit: 5, SameVolume: "share", Compat: "spec"},
+		FSRVP: FSRVP{RetryLimit: 5, SameVolume: "share", Compat: "spec"},
+		Samba: Samba{
+			SMBConf:     "/etc/samba/smb.conf",
+			IncludeFile: "/etc/samba/fsrvpd-shares.conf",
+			SocketDir:   "/run/samba/ncalrpc",
+		},
 		Storage: Storage{Backend: "dir"},
 	}
 }
@@ -185,7 +209,7 @@ func (c *Config) Validate() error {
 			bad(fmt.Sprintf("server.listen[%d]", i), "%v", err)
 		}
 	}
-	if len(c.Server.Listen) == 0 && c.Server.UnixSocket == "" {
+	if len(c.Server.Listen) == 0 && c.Server.UnixSocket == "" && !c.Samba.Enabled {
 		bad("server.listen", "no address to serve on (set listen or unix_socket)")
 	}
 	if a := c.Server.EndpointMapper; a != "" {
@@ -242,6 +266,21 @@ func (c *Config) Validate() error {
 	default:
 		bad("storage.backend", "%q is not a known backend (dir, btrfs)", c.Storage.Backend)
 	}
+	if c.Samba.Enabled {
+		for key, p := range map[string]string{"samba.smb_conf": c.Samba.SMBConf, "samba.include_file": c.Samba.IncludeFile, "samba.socket_dir": c.Samba.SocketDir} {
+			if !filepath.IsAbs(p) {
+				bad(key, "%q is not an absolute path", p)
+			}
+		}
+		if len(c.Shares) > 0 {
+			bad("share", "with samba.enabled the shares come from Samba's configuration; remove the [[share]] entries")
+		}
+	}
+	for i, sid := range c.Samba.BackupSIDs {
+		if !strings.HasPrefix(sid, "S-1-") {
+			bad(fmt.Sprintf("samba.backup_sids[%d]", i), "%q is not a SID", sid)
+		}
+	}
 	seen := map[string]bool{}
 	for i, s := range c.Shares {
 		key := fmt.Sprintf("share[%d]", i)
@@ -257,6 +296,11 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// PipeSocket is the Unix socket smbd connects \PIPE\FssagentRpc to.
+func (c *Config) PipeSocket() string {
+	return filepath.Join(c.Samba.SocketDir, "np", "fssagentrpc")
 }
 
 // SnapshotDir is the dir backend's snapshot directory after defaults.

@@ -17,21 +17,30 @@ import (
 // more: every outcome is in the Return field and the Go error is always nil.
 type Handler struct {
 	S *Service
+	// BackupSIDs are SIDs, besides the built-in rule, whose members may
+	// call over the named pipe.
+	BackupSIDs []string
 }
 
 var _ fssagent.FileServerVSSAgentServer = Handler{}
 
 // Register serves s's FSRVP interface on srv.
-func Register(srv *rpc.Server, s *Service) {
-	srv.Register(fssagent.FileServerVSSAgentSyntaxV1_0, fssagent.NewFileServerVSSAgentServerHandle(Handler{S: s}))
+func Register(srv *rpc.Server, s *Service, backupSIDs ...string) {
+	srv.Register(fssagent.FileServerVSSAgentSyntaxV1_0, fssagent.NewFileServerVSSAgentServerHandle(Handler{S: s, BackupSIDs: backupSIDs}))
 }
 
-func callerOf(ctx context.Context) Caller {
+func (h Handler) callerOf(ctx context.Context) Caller {
 	c, ok := rpc.CallerFromContext(ctx)
 	if !ok {
 		return Caller{}
 	}
-	return Caller{Address: c.ClientAddress, AuthLevel: c.AuthLevel, Log: rpc.Logger(ctx)}
+	out := Caller{Address: c.ClientAddress, AuthLevel: c.AuthLevel, Log: rpc.Logger(ctx)}
+	if c.Session != nil {
+		out.SMBSession = true
+		out.BackupCapable = c.Session.IsBackupCapable(h.BackupSIDs...)
+		out.Name = c.Session.Domain + `\` + c.Session.User
+	}
+	return out
 }
 
 // guidIn converts a wire GUID; NULL pointers and GUID_NULL become uuid.Nil.
@@ -63,57 +72,57 @@ func fileTime(t time.Time) int64 {
 }
 
 func (h Handler) GetSupportedVersion(ctx context.Context, _ *fssagent.GetSupportedVersionRequest) (*fssagent.GetSupportedVersionResponse, error) {
-	min, max, rc := h.S.GetSupportedVersion(ctx, callerOf(ctx))
+	min, max, rc := h.S.GetSupportedVersion(ctx, h.callerOf(ctx))
 	return &fssagent.GetSupportedVersionResponse{MinVersion: min, MaxVersion: max, Return: uint32(rc)}, nil
 }
 
 func (h Handler) SetContext(ctx context.Context, req *fssagent.SetContextRequest) (*fssagent.SetContextResponse, error) {
-	rc := h.S.SetContext(ctx, callerOf(ctx), req.Context)
+	rc := h.S.SetContext(ctx, h.callerOf(ctx), req.Context)
 	return &fssagent.SetContextResponse{Return: uint32(rc)}, nil
 }
 
 func (h Handler) StartShadowCopySet(ctx context.Context, req *fssagent.StartShadowCopySetRequest) (*fssagent.StartShadowCopySetResponse, error) {
-	id, rc := h.S.StartShadowCopySet(ctx, callerOf(ctx), guidIn(req.ClientShadowCopySetID))
+	id, rc := h.S.StartShadowCopySet(ctx, h.callerOf(ctx), guidIn(req.ClientShadowCopySetID))
 	return &fssagent.StartShadowCopySetResponse{ShadowCopySetID: guidOut(id), Return: uint32(rc)}, nil
 }
 
 func (h Handler) AddToShadowCopySet(ctx context.Context, req *fssagent.AddToShadowCopySetRequest) (*fssagent.AddToShadowCopySetResponse, error) {
-	id, rc := h.S.AddToShadowCopySet(ctx, callerOf(ctx), guidIn(req.ShadowCopySetID), req.ShareName)
+	id, rc := h.S.AddToShadowCopySet(ctx, h.callerOf(ctx), guidIn(req.ShadowCopySetID), req.ShareName)
 	return &fssagent.AddToShadowCopySetResponse{ShadowCopyID: guidOut(id), Return: uint32(rc)}, nil
 }
 
 func (h Handler) CommitShadowCopySet(ctx context.Context, req *fssagent.CommitShadowCopySetRequest) (*fssagent.CommitShadowCopySetResponse, error) {
-	rc := h.S.CommitShadowCopySet(ctx, callerOf(ctx), guidIn(req.ShadowCopySetID), req.TimeoutInMilliseconds)
+	rc := h.S.CommitShadowCopySet(ctx, h.callerOf(ctx), guidIn(req.ShadowCopySetID), req.TimeoutInMilliseconds)
 	return &fssagent.CommitShadowCopySetResponse{Return: uint32(rc)}, nil
 }
 
 func (h Handler) ExposeShadowCopySet(ctx context.Context, req *fssagent.ExposeShadowCopySetRequest) (*fssagent.ExposeShadowCopySetResponse, error) {
-	rc := h.S.ExposeShadowCopySet(ctx, callerOf(ctx), guidIn(req.ShadowCopySetID), req.TimeoutInMilliseconds)
+	rc := h.S.ExposeShadowCopySet(ctx, h.callerOf(ctx), guidIn(req.ShadowCopySetID), req.TimeoutInMilliseconds)
 	return &fssagent.ExposeShadowCopySetResponse{Return: uint32(rc)}, nil
 }
 
 func (h Handler) RecoveryCompleteShadowCopySet(ctx context.Context, req *fssagent.RecoveryCompleteShadowCopySetRequest) (*fssagent.RecoveryCompleteShadowCopySetResponse, error) {
-	rc := h.S.RecoveryCompleteShadowCopySet(ctx, callerOf(ctx), guidIn(req.ShadowCopySetID))
+	rc := h.S.RecoveryCompleteShadowCopySet(ctx, h.callerOf(ctx), guidIn(req.ShadowCopySetID))
 	return &fssagent.RecoveryCompleteShadowCopySetResponse{Return: uint32(rc)}, nil
 }
 
 func (h Handler) AbortShadowCopySet(ctx context.Context, req *fssagent.AbortShadowCopySetRequest) (*fssagent.AbortShadowCopySetResponse, error) {
-	rc := h.S.AbortShadowCopySet(ctx, callerOf(ctx), guidIn(req.ShadowCopySetID))
+	rc := h.S.AbortShadowCopySet(ctx, h.callerOf(ctx), guidIn(req.ShadowCopySetID))
 	return &fssagent.AbortShadowCopySetResponse{Return: uint32(rc)}, nil
 }
 
 func (h Handler) IsPathSupported(ctx context.Context, req *fssagent.IsPathSupportedRequest) (*fssagent.IsPathSupportedResponse, error) {
-	ok, owner, rc := h.S.IsPathSupported(ctx, callerOf(ctx), req.ShareName)
+	ok, owner, rc := h.S.IsPathSupported(ctx, h.callerOf(ctx), req.ShareName)
 	return &fssagent.IsPathSupportedResponse{SupportedByThisProvider: ok, OwnerMachineName: owner, Return: uint32(rc)}, nil
 }
 
 func (h Handler) IsPathShadowCopied(ctx context.Context, req *fssagent.IsPathShadowCopiedRequest) (*fssagent.IsPathShadowCopiedResponse, error) {
-	ok, compat, rc := h.S.IsPathShadowCopied(ctx, callerOf(ctx), req.ShareName)
+	ok, compat, rc := h.S.IsPathShadowCopied(ctx, h.callerOf(ctx), req.ShareName)
 	return &fssagent.IsPathShadowCopiedResponse{ShadowCopyPresent: ok, ShadowCopyCompatibility: compat, Return: uint32(rc)}, nil
 }
 
 func (h Handler) GetShareMapping(ctx context.Context, req *fssagent.GetShareMappingRequest) (*fssagent.GetShareMappingResponse, error) {
-	m, rc := h.S.GetShareMapping(ctx, callerOf(ctx), guidIn(req.ShadowCopyID), guidIn(req.ShadowCopySetID), req.ShareName, req.Level)
+	m, rc := h.S.GetShareMapping(ctx, h.callerOf(ctx), guidIn(req.ShadowCopyID), guidIn(req.ShadowCopySetID), req.ShareName, req.Level)
 	resp := &fssagent.GetShareMappingResponse{Return: uint32(rc)}
 	if rc == S_OK {
 		resp.ShareMapping = &fssagent.ShareMapping{Value: &fssagent.ShareMapping_1{ShareMapping1: &fssagent.ShareMapping1{
@@ -128,11 +137,11 @@ func (h Handler) GetShareMapping(ctx context.Context, req *fssagent.GetShareMapp
 }
 
 func (h Handler) DeleteShareMapping(ctx context.Context, req *fssagent.DeleteShareMappingRequest) (*fssagent.DeleteShareMappingResponse, error) {
-	rc := h.S.DeleteShareMapping(ctx, callerOf(ctx), guidIn(req.ShadowCopySetID), guidIn(req.ShadowCopyID), req.ShareName)
+	rc := h.S.DeleteShareMapping(ctx, h.callerOf(ctx), guidIn(req.ShadowCopySetID), guidIn(req.ShadowCopyID), req.ShareName)
 	return &fssagent.DeleteShareMappingResponse{Return: uint32(rc)}, nil
 }
 
 func (h Handler) PrepareShadowCopySet(ctx context.Context, req *fssagent.PrepareShadowCopySetRequest) (*fssagent.PrepareShadowCopySetResponse, error) {
-	rc := h.S.PrepareShadowCopySet(ctx, callerOf(ctx), guidIn(req.ShadowCopySetID), req.TimeoutInMilliseconds)
+	rc := h.S.PrepareShadowCopySet(ctx, h.callerOf(ctx), guidIn(req.ShadowCopySetID), req.TimeoutInMilliseconds)
 	return &fssagent.PrepareShadowCopySetResponse{Return: uint32(rc)}, nil
 }

@@ -97,6 +97,11 @@ type Caller struct {
 	AuthLevel uint8
 	// Name is the authenticated account, if any, for logs.
 	Name string
+	// SMBSession is true when the call came through smbd's named pipe: the
+	// SMB session authenticated the user, and BackupCapable says whether
+	// that user may use FSRVP (uid 0, Administrators, Backup Operators,
+	// SeBackupPrivilege or a configured group).
+	SMBSession, BackupCapable bool
 	// Log, if set, carries the transport's fields for this call (conn,
 	// call_id, opnum...); the service adds them to its own log lines.
 	Log *logrus.Entry
@@ -112,6 +117,9 @@ type AccessPolicy struct {
 
 func (p AccessPolicy) allows(c Caller) bool {
 	const pktIntegrity = 5
+	if c.SMBSession {
+		return c.BackupCapable
+	}
 	return p.AllowUnauthenticated || c.AuthLevel >= pktIntegrity
 }
 
