@@ -28,6 +28,7 @@ import (
 	"github.com/fsrvpd/fsrvpd/storage"
 	"github.com/fsrvpd/fsrvpd/storage/btrfs"
 	"github.com/fsrvpd/fsrvpd/storage/dir"
+	"github.com/fsrvpd/fsrvpd/storage/zfs"
 
 	fssagent "github.com/oiweiwei/go-msrpc/msrpc/fsrvp/fileservervssagent/v1"
 )
@@ -195,6 +196,8 @@ func newBackend(cfg config.Config, log *logrus.Entry) (storage.Backend, error) {
 		return dir.New(dir.Config{Volumes: cfg.Storage.Dir.Volumes, SnapshotDir: cfg.SnapshotDir(), Logger: log})
 	case "btrfs":
 		return btrfs.New(btrfs.Config{SnapshotDir: cfg.Storage.Btrfs.SnapshotDir, Logger: log})
+	case "zfs":
+		return zfs.New(zfs.Config{Datasets: cfg.Storage.ZFS.Datasets, CloneParent: cfg.Storage.ZFS.CloneParent, Logger: log})
 	default:
 		return nil, fmt.Errorf("storage backend %q not available", cfg.Storage.Backend)
 	}

@@ -93,6 +93,18 @@ type Storage struct {
 	Backend string `toml:"backend"`
 	Dir     Dir    `toml:"dir"`
 	Btrfs   Btrfs  `toml:"btrfs"`
+	ZFS     ZFS    `toml:"zfs"`
+}
+
+// ZFS configures the zfs backend: every share's volume is the dataset
+// mounted at or above it.
+type ZFS struct {
+	// Datasets limits the backend to these datasets and their children;
+	// empty allows every dataset.
+	Datasets []string `toml:"datasets"`
+	// CloneParent is where clones (writable copies, and read-only exposure
+	// where .zfs/snapshot is unavailable) are made: <pool>/<clone_parent>.
+	CloneParent string `toml:"clone_parent"`
 }
 
 // Btrfs configures the btrfs backend: every share's volume is the
@@ -263,8 +275,14 @@ func (c *Config) Validate() error {
 		if p := c.Storage.Btrfs.SnapshotDir; !filepath.IsAbs(p) {
 			bad("storage.btrfs.snapshot_dir", "%q is not an absolute path (a directory on the shares' btrfs filesystem is required)", p)
 		}
+	case "zfs":
+		for i, ds := range c.Storage.ZFS.Datasets {
+			if ds == "" || strings.HasPrefix(ds, "/") || strings.Contains(ds, "@") {
+				bad(fmt.Sprintf("storage.zfs.datasets[%d]", i), "%q is not a dataset name", ds)
+			}
+		}
 	default:
-		bad("storage.backend", "%q is not a known backend (dir, btrfs)", c.Storage.Backend)
+		bad("storage.backend", "%q is not a known backend (dir, btrfs, zfs)", c.Storage.Backend)
 	}
 	if c.Samba.Enabled {
 		for key, p := range map[string]string{"samba.smb_conf": c.Samba.SMBConf, "samba.include_file": c.Samba.IncludeFile, "samba.socket_dir": c.Samba.SocketDir} {
