@@ -1,0 +1,343 @@
+// Package testbed brings up a private Samba smbd with fsrvpd behind it on
+// loopback, for tests and for scripts (fsrvp-conformance testbed): smbd
+// serves SMB on 127.0.0.1:<free port> and hands \PIPE\FssagentRpc to fsrvpd
+// over <Dir>/npsock/np/fssagentrpc; snapshot shares appear through fsrvpd's
+// include file.
+//
+// Everything lives under one directory (default /tmp/fsrvpd-testbed):
+//
+//	smb.conf, client.conf          smbd's and the client tools' configuration
+//	fsrvpd.toml                    fsrvpd's configuration ([samba] enabled)
+//	fsrvpd-shares.conf             the include file fsrvpd owns
+//	private lock state cache pid ncalrpc winbindd client/   Samba's own dirs
+//	npsock/np/                     external_rpc_pipe:socket_dir: fssagentrpc
+//	                               is fsrvpd's socket, every other pipe a
+//	                               symlink to samba-dcerpcd's in ncalrpc/np
+//	vol/vol1/share1 vol/vol2/share2 vol/vol3/fsrvp_share   (dir backend)
+//	btrfs.img, mnt/{vol1,vol2,vol3,snapshots}              (btrfs backend)
+//	fsrvpd/                        fsrvpd's state directory
+//	log/                           smbd's and fsrvpd's logs
+//	testbed.json                   what Up started, for Load and Down
+//
+// Samba's on-demand helpers stay enabled (srvsvc, needed by smbclient -L
+// and by smbtorture's share_sd, comes from samba-dcerpcd); smbd is pointed at
+// npsock instead of the ncalrpc dir, so samba-dcerpcd's rpcd_fsrvp is never
+// reached (research/samba-np-proxy.md §2 B).
+//
+// Down stops only processes whose PID it recorded and whose command line
+// still names this testbed's configuration (smbd's helpers included),
+// unmounts and detaches what Up mounted, deletes the users it added and
+// removes the directory.
+package testbed
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// DefaultDir is the directory of the command's testbed.
+const DefaultDir = "/tmp/fsrvpd-testbed"
+
+// Account of the testbed: root in the private passdb.
+const (
+	User        = "root"
+	Password    = "fsrvpd-testbed-pw"
+	NetbiosName = "FSRVPDTB"
+)
+
+// ShareNames are the base shares: share1 and share2 on different volumes,
+// fsrvp_share (smbtorture's fixed name) on a third.
+var ShareNames = []string{"share1", "share2", "fsrvp_share"}
+
+// Options configure Up.
+type Options struct {
+	// Backend is "dir" (default) or "btrfs" (a loop-mounted btrfs image).
+	Backend string
+	// SambaCompat sets fsrvpd's [fsrvp] compat = "samba".
+	SambaCompat bool
+	// SeqTimeout, if non-zero, is fsrvpd's sequence_timeout.
+	SeqTimeout time.Duration
+	// Dir is the testbed's directory; default DefaultDir. Keep it short:
+	// unix socket paths are limited to 108 bytes.
+	Dir string
+	// FsrvpdBinary is the fsrvpd to run; empty builds ./cmd/fsrvpd of the
+	// module the working directory is in (or takes fsrvpd from PATH).
+	FsrvpdBinary string
+	// Log receives progress lines; nil discards them.
+	Log func(format string, args ...any)
+}
+
+// Testbed is a running testbed; its exported fields are saved in
+// <Dir>/testbed.json.
+type Testbed struct {
+	Dir          string            `json:"dir"`
+	Backend      string            `json:"backend"`
+	SambaCompat  bool              `json:"samba_compat"`
+	SeqTimeout   string            `json:"seq_timeout,omitempty"`
+	Port         int               `json:"port"`
+	SMBConf      string            `json:"smb_conf"`
+	ClientConf   string            `json:"client_conf"`
+	Include      string            `json:"include_file"`
+	SocketDir    string            `json:"socket_dir"`
+	FsrvpdConf   string            `json:"fsrvpd_conf"`
+	FsrvpdBinary string            `json:"fsrvpd_binary"`
+	StateDir     string            `json:"state_dir"`
+	LogDir       string            `json:"log_dir"`
+	Shares       map[string]string `json:"shares"` // name → path
+	SmbdPID      int               `json:"smbd_pid,omitempty"`
+	FsrvpdPID    int               `json:"fsrvpd_pid,omitempty"`
+	// Btrfs backend: the image, its loop device and mount point.
+	Image string `json:"image,omitempty"`
+	Loop  string `json:"loop,omitempty"`
+	Mount string `json:"mount,omitempty"`
+	// Users are unix+Samba users added by AddUser, deleted by Down.
+	Users []string `json:"users,omitempty"`
+
+	logf func(string, ...any)
+}
+
+func stateFile(dir string) string { return filepath.Join(dir, "testbed.json") }
+
+// Up creates and starts a testbed. On failure everything it started is
+// stopped again and the error includes the tail of the logs.
+func Up(ctx context.Context, o Options) (_ *Testbed, err error) {
+	if os.Geteuid() != 0 {
+		return nil, errors.New("testbed: must run as root (smbd, mounts, smbpasswd)")
+	}
+	if o.Dir == "" {
+		o.Dir = DefaultDir
+	}
+	if o.Backend == "" {
+		o.Backend = "dir"
+	}
+	if o.Backend != "dir" && o.Backend != "btrfs" {
+		return nil, fmt.Errorf("testbed: backend %q is not dir or btrfs", o.Backend)
+	}
+	dir, err := filepath.Abs(o.Dir)
+	if err != nil {
+		return nil, err
+	}
+	if old, err := Load(dir); err == nil {
+		if old.alive(old.SmbdPID, old.SMBConf) || old.alive(old.FsrvpdPID, old.FsrvpdConf) {
+			return nil, fmt.Errorf("testbed: %s is up already (fsrvp-conformance testbed down -dir %[1]s)", dir)
+		}
+		old.logf = o.Log
+		old.Down() // leftovers of a crashed run
+	}
+	if err := ensurePackages(ctx, o.Backend, o.Log); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	tb := &Testbed{Dir: dir, Backend: o.Backend, SambaCompat: o.SambaCompat, logf: o.Log,
+		SMBConf: filepath.Join(dir, "smb.conf"), ClientConf: filepath.Join(dir, "client.conf"),
+		Include: filepath.Join(dir, "fsrvpd-shares.conf"), SocketDir: filepath.Join(dir, "npsock"),
+		FsrvpdConf: filepath.Join(dir, "fsrvpd.toml"), StateDir: filepath.Join(dir, "fsrvpd"),
+		LogDir: filepath.Join(dir, "log"), Shares: map[string]string{}}
+	if o.SeqTimeout > 0 {
+		tb.SeqTimeout = o.SeqTimeout.String()
+	}
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("%w%s", err, tb.logTail())
+			tb.Down()
+		}
+	}()
+	if err := tb.save(); err != nil {
+		return nil, err
+	}
+	if tb.Port, err = freePort(); err != nil {
+		return nil, err
+	}
+	if err := tb.makeVolumes(ctx); err != nil {
+		return nil, err
+	}
+	if err := tb.writeConfigs(); err != nil {
+		return nil, err
+	}
+	if err := tb.save(); err != nil {
+		return nil, err
+	}
+	if tb.FsrvpdBinary, err = findFsrvpd(ctx, o.FsrvpdBinary, dir); err != nil {
+		return nil, err
+	}
+	if err := tb.smbpasswd(ctx, User, Password); err != nil {
+		return nil, err
+	}
+	if err := tb.startSmbd(ctx); err != nil {
+		return nil, err
+	}
+	if err := tb.save(); err != nil {
+		return nil, err
+	}
+	if err := tb.StartFsrvpd(ctx); err != nil {
+		return nil, err
+	}
+	return tb, nil
+}
+
+// Load reads the testbed saved in dir.
+func Load(dir string) (*Testbed, error) {
+	data, err := os.ReadFile(stateFile(dir))
+	if err != nil {
+		return nil, err
+	}
+	var tb Testbed
+	if err := json.Unmarshal(data, &tb); err != nil {
+		return nil, fmt.Errorf("%s: %w", stateFile(dir), err)
+	}
+	return &tb, nil
+}
+
+func (tb *Testbed) save() error {
+	data, err := json.MarshalIndent(tb, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := stateFile(tb.Dir) + ".tmp"
+	if err := os.WriteFile(tmp, append(data, '\n'), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, stateFile(tb.Dir))
+}
+
+func (tb *Testbed) log(format string, args ...any) {
+	if tb.logf != nil {
+		tb.logf(format, args...)
+	}
+}
+
+// SetLog sets where progress lines go (for a Testbed from Load).
+func (tb *Testbed) SetLog(f func(string, ...any)) { tb.logf = f }
+
+// Down stops what Up started, deletes the users AddUser added, unmounts
+// and detaches the btrfs image and removes the directory. It is idempotent
+// and returns every problem it met.
+func (tb *Testbed) Down() error {
+	var errs []error
+	if err := tb.stop(tb.FsrvpdPID, tb.FsrvpdConf); err != nil {
+		errs = append(errs, fmt.Errorf("fsrvpd: %w", err))
+	}
+	tb.FsrvpdPID = 0
+	if err := tb.stopSmbd(); err != nil {
+		errs = append(errs, fmt.Errorf("smbd: %w", err))
+	}
+	for _, u := range tb.Users {
+		if err := removeUnixUser(u); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	tb.Users = nil
+	if err := tb.removeVolumes(); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		// Keep the directory (and testbed.json) for another try.
+		tb.save()
+		return errors.Join(errs...)
+	}
+	if err := os.RemoveAll(tb.Dir); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Env describes the testbed as KEY=value pairs for scripts. The keys are
+// stable; see the fsrvp-conformance testbed help.
+func (tb *Testbed) Env() map[string]string {
+	env := map[string]string{
+		"ADDR":         "127.0.0.1",
+		"PORT":         strconv.Itoa(tb.Port),
+		"USER":         User,
+		"PASSWORD":     Password,
+		"SHARES":       strings.Join(ShareNames, ","),
+		"NETBIOS_NAME": NetbiosName,
+		"SMBCONF":      tb.SMBConf,
+		"CLIENT_CONF":  tb.ClientConf,
+		"INCLUDE_FILE": tb.Include,
+		"SOCKET_DIR":   tb.SocketDir,
+		"FSRVPD_CONF":  tb.FsrvpdConf,
+		"FSRVPD_BIN":   tb.FsrvpdBinary,
+		"FSRVPD_LOG":   filepath.Join(tb.LogDir, "fsrvpd.log"),
+		"STATE_DIR":    tb.StateDir,
+		"LOG_DIR":      tb.LogDir,
+		"TESTBED_DIR":  tb.Dir,
+		"BACKEND":      tb.Backend,
+		"COMPAT":       "spec",
+		"FSRVPD_PID":   strconv.Itoa(tb.FsrvpdPID),
+		"SMBD_PID":     strconv.Itoa(tb.SmbdPID),
+	}
+	if tb.SambaCompat {
+		env["COMPAT"] = "samba"
+	}
+	if d, err := time.ParseDuration(tb.SeqTimeout); err == nil && d > 0 {
+		env["SEQ_TIMEOUT"] = tb.SeqTimeout
+		env["SEQ_TIMEOUT_SECONDS"] = strconv.Itoa(int((d + time.Second - 1) / time.Second))
+	}
+	for _, n := range ShareNames {
+		env[strings.ToUpper(n)+"_PATH"] = tb.Shares[n]
+	}
+	return env
+}
+
+// SeqTimeoutSeconds is the sequence timeout rounded up to seconds (the
+// unit of smbtorture's fss:sequence timeout), 0 when not shortened.
+func (tb *Testbed) SeqTimeoutSeconds() int {
+	n, _ := strconv.Atoi(tb.Env()["SEQ_TIMEOUT_SECONDS"])
+	return n
+}
+
+// Addr is smbd's host:port.
+func (tb *Testbed) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(tb.Port)) }
+
+// Status checks that smbd and fsrvpd run and that FSRVP answers through
+// smbd.
+func (tb *Testbed) Status(ctx context.Context) error {
+	var errs []error
+	if !tb.alive(tb.SmbdPID, tb.SMBConf) {
+		errs = append(errs, fmt.Errorf("smbd (pid %d) is not running", tb.SmbdPID))
+	}
+	if !tb.alive(tb.FsrvpdPID, tb.FsrvpdConf) {
+		errs = append(errs, fmt.Errorf("fsrvpd (pid %d) is not running", tb.FsrvpdPID))
+	}
+	if len(errs) == 0 {
+		if out, err := tb.Rpcclient(ctx, User, Password, "fss_get_sup_version"); err != nil {
+			errs = append(errs, fmt.Errorf("rpcclient fss_get_sup_version: %w: %s", err, out))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// logTail is the end of smbd's and fsrvpd's logs, for error messages.
+func (tb *Testbed) logTail() string {
+	var b strings.Builder
+	for _, f := range []string{"fsrvpd.log", "log.smbd"} {
+		data, err := os.ReadFile(filepath.Join(tb.LogDir, f))
+		if err != nil || len(data) == 0 {
+			continue
+		}
+		if len(data) > 2000 {
+			data = data[len(data)-2000:]
+		}
+		fmt.Fprintf(&b, "\n--- %s (tail) ---\n%s", f, data)
+	}
+	return b.String()
+}
