@@ -50,9 +50,9 @@ func (r *recorder) reset() {
 
 // recordingBackend returns a backend on pool/c (volumes c/v0, c/v1) that
 // records its commands.
-func recordingBackend(t *testing.T, p *testPool) (*zfs.Backend, *recorder, []storage.Volume) {
-	_, r0 := p.dataset(t, "c/v0")
-	_, r1 := p.dataset(t, "c/v1")
+func recordingBackend(t *testing.T, p *storagetest.Pool) (*zfs.Backend, *recorder, []storage.Volume) {
+	_, r0 := p.Dataset(t, "c/v0")
+	_, r1 := p.Dataset(t, "c/v1")
 	rec := &recorder{Runner: zfs.ExecRunner{Logger: storagetest.Logger(t)}}
 	cfg := caseConfig(t, p, "c")
 	cfg.Runner = rec
@@ -70,7 +70,7 @@ func recordingBackend(t *testing.T, p *testPool) (*zfs.Backend, *recorder, []sto
 }
 
 func TestCreateBatchOnePool(t *testing.T) {
-	p := newPool(t)
+	p := storagetest.ZFSPool(t)
 	b, rec, vols := recordingBackend(t, p)
 	rec.reset()
 	snaps, err := b.CreateBatch(t.Context(), []storage.Request{
@@ -83,7 +83,7 @@ func TestCreateBatchOnePool(t *testing.T) {
 		t.Fatalf("CreateBatch = %+v", snaps)
 	}
 	txg := map[string]bool{}
-	for _, s := range []string{p.name + "/c/v0@fsrvp-b0", p.name + "/c/v1@fsrvp-b1"} {
+	for _, s := range []string{p.Name + "/c/v0@fsrvp-b0", p.Name + "/c/v1@fsrvp-b1"} {
 		f := strings.Fields(zfsCmd(t, "get", "-Hp", "-o", "value", "createtxg", s))
 		txg[f[0]] = true
 	}
@@ -107,11 +107,11 @@ func TestCreateBatchOnePool(t *testing.T) {
 }
 
 func TestCreateBatchRollbackAcrossPools(t *testing.T) {
-	p1, p2 := newPool(t), newPool(t)
-	_, r1 := p1.dataset(t, "c/v")
-	ds2, r2 := p2.dataset(t, "c/v")
+	p1, p2 := storagetest.ZFSPool(t), storagetest.ZFSPool(t)
+	_, r1 := p1.Dataset(t, "c/v")
+	ds2, r2 := p2.Dataset(t, "c/v")
 	rec := &recorder{Runner: zfs.ExecRunner{Logger: storagetest.Logger(t)}}
-	b := newBackend(t, zfs.Config{Runner: rec, Logger: storagetest.Logger(t), Datasets: []string{p1.name + "/c", p2.name + "/c"}, CloneParent: "c/clones"})
+	b := newBackend(t, zfs.Config{Runner: rec, Logger: storagetest.Logger(t), Datasets: []string{p1.Name + "/c", p2.Name + "/c"}, CloneParent: "c/clones"})
 	t.Cleanup(func() { deleteAll(t, b) })
 	v1, err := b.Volume(t.Context(), r1)
 	if err != nil {
@@ -127,7 +127,7 @@ func TestCreateBatchRollbackAcrossPools(t *testing.T) {
 	if !errors.Is(err, storage.ErrAlreadyExists) {
 		t.Fatalf("CreateBatch over a foreign snapshot: %v, want ErrAlreadyExists", err)
 	}
-	if out := zfsCmd(t, "list", "-H", "-o", "name", "-t", "all", "-r", p1.name); strings.Contains(out, "fsrvp-y1") {
+	if out := zfsCmd(t, "list", "-H", "-o", "name", "-t", "all", "-r", p1.Name); strings.Contains(out, "fsrvp-y1") {
 		t.Errorf("the snapshot on the first pool survived the failed batch:\n%s", out)
 	}
 	if l, err := b.List(t.Context()); err != nil || len(l) != 0 {
@@ -145,13 +145,13 @@ func TestCreateBatchRollbackAcrossPools(t *testing.T) {
 }
 
 func TestHoldProtectsExposedSnapshot(t *testing.T) {
-	p := newPool(t)
+	p := storagetest.ZFSPool(t)
 	b, _, vols := recordingBackend(t, p)
 	s, err := b.Create(t.Context(), vols[0], "held", storage.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	snap := p.name + "/c/v0@fsrvp-held"
+	snap := p.Name + "/c/v0@fsrvp-held"
 	if got := strings.TrimSpace(zfsCmd(t, "get", "-H", "-o", "value", "userrefs", snap)); got != "1" {
 		t.Errorf("userrefs = %q, want 1", got)
 	}
@@ -161,7 +161,7 @@ func TestHoldProtectsExposedSnapshot(t *testing.T) {
 	if err == nil || !strings.Contains(string(out), "busy") {
 		t.Errorf("zfs destroy -R of a held snapshot: %v: %s; want busy", err, out)
 	}
-	if got := zfsCmd(t, "list", "-H", "-o", "name", "-t", "snapshot", "-r", p.name); !strings.Contains(got, snap) {
+	if got := zfsCmd(t, "list", "-H", "-o", "name", "-t", "snapshot", "-r", p.Name); !strings.Contains(got, snap) {
 		t.Errorf("the held snapshot was destroyed:\n%s", got)
 	}
 	if s.Path == "" {
@@ -170,13 +170,13 @@ func TestHoldProtectsExposedSnapshot(t *testing.T) {
 	if err := b.Delete(t.Context(), "held"); err != nil {
 		t.Fatal(err)
 	}
-	if out := zfsCmd(t, "list", "-H", "-o", "name", "-t", "all", "-r", p.name); strings.Contains(out, "fsrvp-held") {
+	if out := zfsCmd(t, "list", "-H", "-o", "name", "-t", "all", "-r", p.Name); strings.Contains(out, "fsrvp-held") {
 		t.Errorf("Delete left:\n%s", out)
 	}
 }
 
 func TestUsage(t *testing.T) {
-	p := newPool(t)
+	p := storagetest.ZFSPool(t)
 	b, _, vols := recordingBackend(t, p)
 	f := filepath.Join(vols[0].Root, "data")
 	data := make([]byte, 4<<20)
@@ -196,8 +196,8 @@ func TestUsage(t *testing.T) {
 	if err := os.Remove(f); err != nil {
 		t.Fatal(err)
 	}
-	zfsCmd(t, "snapshot", p.name+"/c/v0@sync") // commits the txg, so usedbysnapshots is current
-	zfsCmd(t, "destroy", p.name+"/c/v0@sync")
+	zfsCmd(t, "snapshot", p.Name+"/c/v0@sync") // commits the txg, so usedbysnapshots is current
+	zfsCmd(t, "destroy", p.Name+"/c/v0@sync")
 	u, err = b.Usage(t.Context(), vols[0])
 	if err != nil || !u.Known || u.SnapshotBytes < 4<<20 {
 		t.Fatalf("Usage after removing 4 MiB held by a snapshot = %+v, %v", u, err)
@@ -206,9 +206,9 @@ func TestUsage(t *testing.T) {
 }
 
 func TestVolumeChildDataset(t *testing.T) {
-	p := newPool(t)
-	_, root := p.dataset(t, "c/parent")
-	p.dataset(t, "c/parent/child")
+	p := storagetest.ZFSPool(t)
+	_, root := p.Dataset(t, "c/parent")
+	p.Dataset(t, "c/parent/child")
 	b := newBackend(t, caseConfig(t, p, "c"))
 	for _, path := range []string{root, filepath.Join(root, "child")} {
 		if _, err := b.Volume(t.Context(), path); !errors.Is(err, storage.ErrNotSupported) && path == root {

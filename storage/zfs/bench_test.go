@@ -7,17 +7,18 @@ import (
 	"testing"
 
 	"github.com/fsrvpd/fsrvpd/storage"
+	"github.com/fsrvpd/fsrvpd/storage/storagetest"
 	"github.com/fsrvpd/fsrvpd/storage/zfs"
 )
 
 // benchBackend makes n volumes pool/c/v<i> and a quiet backend on them.
-func benchBackend(b *testing.B, p *testPool, n int) (*zfs.Backend, []storage.Volume, []string) {
-	cfg := zfs.Config{Datasets: []string{p.name + "/c"}, CloneParent: "c/clones"}
+func benchBackend(b *testing.B, p *storagetest.Pool, n int) (*zfs.Backend, []storage.Volume, []string) {
+	cfg := zfs.Config{Datasets: []string{p.Name + "/c"}, CloneParent: "c/clones"}
 	be := newBackend(b, cfg)
 	var vols []storage.Volume
 	var names []string
 	for i := range n {
-		name, root := p.dataset(b, fmt.Sprintf("c/v%d", i))
+		name, root := p.Dataset(b, fmt.Sprintf("c/v%d", i))
 		v, err := be.Volume(b.Context(), root)
 		if err != nil {
 			b.Fatal(err)
@@ -39,7 +40,7 @@ func deleteIDs(b *testing.B, be *zfs.Backend, ids []string) {
 
 // BenchmarkCreate measures one read-only Create (a clone under zfs-fuse).
 func BenchmarkCreate(b *testing.B) {
-	p := newPool(b)
+	p := storagetest.ZFSPool(b)
 	be, vols, _ := benchBackend(b, p, 1)
 	i := 0
 	for b.Loop() {
@@ -55,7 +56,7 @@ func BenchmarkCreate(b *testing.B) {
 // command(s) that CreateBatch starts with.
 func BenchmarkSnapshot64(b *testing.B) {
 	const n = 64
-	p := newPool(b)
+	p := storagetest.ZFSPool(b)
 	be, vols, names := benchBackend(b, p, n)
 	round := 0
 	ids := func() []string {

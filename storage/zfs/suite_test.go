@@ -15,10 +15,10 @@ import (
 
 // caseConfig is the backend configuration of one fixture: the datasets
 // below pool/<c>, clones in pool/<c>/clones.
-func caseConfig(t testing.TB, p *testPool, c string) zfs.Config {
+func caseConfig(t testing.TB, p *storagetest.Pool, c string) zfs.Config {
 	return zfs.Config{
 		Logger:      storagetest.Logger(t),
-		Datasets:    []string{p.name + "/" + c},
+		Datasets:    []string{p.Name + "/" + c},
 		CloneParent: c + "/clones",
 	}
 }
@@ -33,17 +33,17 @@ func newBackend(t testing.TB, cfg zfs.Config) *zfs.Backend {
 }
 
 func TestSuite(t *testing.T) {
-	p := newPool(t)
+	p := storagetest.ZFSPool(t)
 	var n atomic.Int32
 	storagetest.Run(t, func(t *testing.T) storagetest.Fixture {
 		c := fmt.Sprintf("c%d", n.Add(1))
-		_, r0 := p.dataset(t, c+"/v0")
-		_, r1 := p.dataset(t, c+"/v1")
+		_, r0 := p.Dataset(t, c+"/v0")
+		_, r1 := p.Dataset(t, c+"/v1")
 		cfg := caseConfig(t, p, c)
 		b := newBackend(t, cfg)
 		t.Cleanup(func() {
 			deleteAll(t, newBackend(t, cfg))
-			if err := retryBusy("zfs", "destroy", "-r", p.name+"/"+c); err != nil {
+			if err := storagetest.RetryBusy("zfs", "destroy", "-r", p.Name+"/"+c); err != nil {
 				t.Error(err)
 			}
 		})
@@ -73,7 +73,7 @@ func deleteAll(t testing.TB, b *zfs.Backend) {
 
 // crash simulates a Create interrupted after `zfs snapshot` and the hold,
 // before the clone and the final state.
-type crash struct{ pool *testPool }
+type crash struct{ pool *storagetest.Pool }
 
 func (c crash) LeaveInterruptedCreate(t *testing.T, vol storage.Volume, id string) {
 	ds := c.datasetAt(t, vol.Root)
@@ -82,7 +82,7 @@ func (c crash) LeaveInterruptedCreate(t *testing.T, vol storage.Volume, id strin
 }
 
 func (c crash) InterruptedCreateExists(t *testing.T, id string) bool {
-	out := zfsCmd(t, "list", "-H", "-o", "name", "-t", "all", "-r", c.pool.name)
+	out := zfsCmd(t, "list", "-H", "-o", "name", "-t", "all", "-r", c.pool.Name)
 	for _, l := range strings.Split(out, "\n") {
 		if strings.HasSuffix(l, "@fsrvp-"+id) || strings.HasSuffix(l, "/fsrvp-"+id) {
 			return true
