@@ -32,7 +32,7 @@ func TestConformance(t *testing.T) {
 		t.Skip("end-to-end test: builds and runs fsrvpd")
 	}
 	bin := buildDaemon(t)
-	for _, backend := range []string{"dir", "btrfs"} {
+	for _, backend := range []string{"dir", "btrfs", "zfs"} {
 		t.Run(backend, func(t *testing.T) { testConformance(t, bin, backend) })
 	}
 }
@@ -94,6 +94,7 @@ func buildDaemon(t *testing.T) string {
 
 type daemon struct {
 	dir, stateDir, snapDir, addr string
+	pool                         *storagetest.Pool // zfs: the test pool
 	cmd                          *exec.Cmd
 	logMu                        sync.Mutex
 	log                          bytes.Buffer
@@ -103,14 +104,19 @@ type daemon struct {
 // share1, share3) and vol2 (share2); timer, if not "", shortens the message
 // sequence timer. With the dir backend the volumes are directories below a
 // temporary directory; with btrfs they are subvolumes of a loop-mounted
-// btrfs filesystem.
+// btrfs filesystem; with zfs they are datasets pool/vol1 and pool/vol2 of
+// a file-backed test pool (clones go to pool/fsrvp, outside the volumes).
 func startDaemon(t *testing.T, bin, backend, timer string) *daemon {
 	t.Helper()
 	d := &daemon{dir: t.TempDir()}
 	d.stateDir = filepath.Join(d.dir, "state")
 	root := d.dir
-	if backend == "btrfs" {
+	switch backend {
+	case "btrfs":
 		root = storagetest.LoopBtrfs(t)
+	case "zfs":
+		d.pool = storagetest.ZFSPool(t)
+		root = d.pool.Mountpoint
 	}
 	vol1, vol2 := filepath.Join(root, "vol1"), filepath.Join(root, "vol2")
 	var storageConf string
@@ -123,6 +129,10 @@ func startDaemon(t *testing.T, bin, backend, timer string) *daemon {
 		storagetest.Subvolume(t, vol2)
 		d.snapDir = filepath.Join(root, "snapshots")
 		storageConf = fmt.Sprintf("[storage]\nbackend = \"btrfs\"\n[storage.btrfs]\nsnapshot_dir = %q\n", d.snapDir)
+	case "zfs":
+		ds1, _ := d.pool.Dataset(t, "vol1")
+		ds2, _ := d.pool.Dataset(t, "vol2")
+		storageConf = fmt.Sprintf("[storage]\nbackend = \"zfs\"\n[storage.zfs]\ndatasets = [%q, %q]\n", ds1, ds2)
 	}
 	for _, p := range []string{filepath.Join(vol1, "share1"), filepath.Join(vol1, "share3"), filepath.Join(vol2, "share2")} {
 		if err := os.MkdirAll(p, 0o755); err != nil {
@@ -255,20 +265,34 @@ func (d *daemon) target(t *testing.T, timer time.Duration) conformance.Target {
 	return tg
 }
 
-// assertNothingLeaked: after every check cleaned up, the backend's
-// snapshot directory holds nothing and the share registry no exposed share.
+// assertNothingLeaked: after every check cleaned up, the backend holds no
+// snapshot (the snapshot directory is empty; with zfs, the pool has no
+// fsrvp-* snapshot or clone) and the share registry no exposed share.
 func (d *daemon) assertNothingLeaked(t *testing.T) {
 	t.Helper()
-	entries, err := os.ReadDir(d.snapDir)
-	if err != nil && !os.IsNotExist(err) {
-		t.Errorf("reading the snapshot dir: %v", err)
-	}
-	var names []string
-	for _, e := range entries {
-		names = append(names, e.Name())
-	}
-	if len(names) > 0 {
-		t.Errorf("daemon %s: snapshots left behind in %s: %s", d.addr, d.snapDir, strings.Join(names, ", "))
+	if d.pool != nil {
+		out := storagetest.RunCommand(t, "zfs", "list", "-H", "-t", "all", "-o", "name", "-r", d.pool.Name)
+		var names []string
+		for _, name := range strings.Fields(out) {
+			if base := name[strings.LastIndexAny(name, "/@")+1:]; strings.HasPrefix(base, "fsrvp-") {
+				names = append(names, name)
+			}
+		}
+		if len(names) > 0 {
+			t.Errorf("daemon %s: snapshots or clones left behind in pool %s: %s", d.addr, d.pool.Name, strings.Join(names, ", "))
+		}
+	} else {
+		entries, err := os.ReadDir(d.snapDir)
+		if err != nil && !os.IsNotExist(err) {
+			t.Errorf("reading the snapshot dir: %v", err)
+		}
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		if len(names) > 0 {
+			t.Errorf("daemon %s: snapshots left behind in %s: %s", d.addr, d.snapDir, strings.Join(names, ", "))
+		}
 	}
 	data, err := os.ReadFile(filepath.Join(d.stateDir, "shares.json"))
 	if os.IsNotExist(err) {
