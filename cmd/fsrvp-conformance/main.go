@@ -5,6 +5,10 @@
 //	    [-same-volume-share share3] [-timer 1s] [-second-client 127.0.0.2] \
 //	    [-share-host HOST] [-retry-limit 5] [-run REGEX] [-json] [-v]
 //	fsrvp-conformance list [-run REGEX] [-json]
+//	fsrvp-conformance testbed up|status|down [-dir D] [flags]
+//
+// testbed runs a private smbd with fsrvpd behind it on loopback (see
+// "fsrvp-conformance testbed help" for the stable KEY=value interface).
 //
 // The server must not be used by anyone else while the checks run. Exit
 // status: 0 when no check failed (skips are fine), 1 when one failed, 2 on a
@@ -34,6 +38,7 @@ import (
 const usage = `Usage:
   fsrvp-conformance run -target HOST:PORT -shares SHARE1,SHARE2 [flags]
   fsrvp-conformance list [-run REGEX] [-json]
+  fsrvp-conformance testbed up|status|down [flags]   (testbed help: details)
 
 run checks an FSRVP server against MS-FSRVP: return codes, check order,
 state machine, share mappings, the message sequence timer. Every check
@@ -70,6 +75,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	cmd, rest := args[0], args[1:]
+	if cmd == "testbed" {
+		return runTestbed(ctx, rest, stdout, stderr)
+	}
 	opts, err := parseFlags(cmd, rest, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
