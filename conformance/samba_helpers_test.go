@@ -1,0 +1,237 @@
+package conformance_test
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	smb2 "github.com/hirochachacha/go-smb2"
+	"github.com/oiweiwei/go-msrpc/dcerpc"
+	"github.com/oiweiwei/go-msrpc/msrpc/dtyp"
+	fssagent "github.com/oiweiwei/go-msrpc/msrpc/fsrvp/fileservervssagent/v1"
+	msmb2 "github.com/oiweiwei/go-msrpc/smb2"
+	"github.com/oiweiwei/go-msrpc/ssp"
+	"github.com/oiweiwei/go-msrpc/ssp/credential"
+	"github.com/oiweiwei/go-msrpc/ssp/gssapi"
+
+	"github.com/fsrvpd/fsrvpd/conformance/testbed"
+)
+
+// skipUnlessSambaTestbed skips (FSRVPD_TEST_STRICT=1: fails) unless the
+// host can run a testbed: not -short, root, Samba and the tools installed.
+func skipUnlessSambaTestbed(tb testing.TB, tools ...string) {
+	tb.Helper()
+	if testing.Short() {
+		tb.Skip("-short: the Samba testbed starts smbd and fsrvpd")
+	}
+	why := ""
+	if os.Geteuid() != 0 {
+		why = "not root"
+	}
+	for _, tool := range append([]string{"smbd", "smbpasswd", "rpcclient", "smbclient", "tdbtool"}, tools...) {
+		if _, err := exec.LookPath(tool); err != nil && why == "" {
+			why = tool + " not installed (apt-get install samba smbclient samba-testsuite tdb-tools)"
+		}
+	}
+	if why == "" {
+		return
+	}
+	if os.Getenv("FSRVPD_TEST_STRICT") == "1" {
+		tb.Fatalf("Samba testbed: %s", why)
+	}
+	tb.Skipf("Samba testbed: %s", why)
+}
+
+// sambaTestbed brings a testbed up in a fresh directory and takes it down
+// when the test ends.
+func sambaTestbed(tb testing.TB, o testbed.Options) *testbed.Testbed {
+	tb.Helper()
+	dir, err := os.MkdirTemp("", "fsrvpd-tb")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	o.Dir = dir
+	o.Log = tb.Logf
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	bed, err := testbed.Up(ctx, o)
+	if err != nil {
+		os.RemoveAll(dir)
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		if tb.Failed() {
+			if data, err := os.ReadFile(bed.Env()["FSRVPD_LOG"]); err == nil {
+				if len(data) > 2500 {
+					data = data[len(data)-2500:]
+				}
+				tb.Logf("fsrvpd log (tail):\n%s", data)
+			}
+		}
+		if err := bed.Down(); err != nil {
+			tb.Errorf("testbed down: %v", err)
+		}
+	})
+	return bed
+}
+
+// rpcc runs rpcclient as root and fails on a non-zero exit.
+func rpcc(t testing.TB, bed *testbed.Testbed, cmds string) string {
+	t.Helper()
+	out, err := bed.Rpcclient(context.Background(), testbed.User, testbed.Password, cmds)
+	if err != nil {
+		t.Fatalf("rpcclient -c %q: %v\n%s", cmds, err, out)
+	}
+	return out
+}
+
+var (
+	reSetCreated = regexp.MustCompile(`(?m)^([0-9a-f-]{36}): shadow-copy set created`)
+	reSCAdded    = regexp.MustCompile(`(?m)^[0-9a-f-]{36}\(([0-9a-f-]{36})\): .* added to`)
+	reExposed    = regexp.MustCompile(`[A-Za-z0-9_]+@\{[0-9a-fA-F-]{36}\}`)
+)
+
+// createExposeRpcclient runs fss_create_expose for one share and returns
+// the set id, the shadow copy id and the exposed share's name.
+func createExposeRpcclient(t testing.TB, bed *testbed.Testbed, ctxName, mode, share string) (set, sc, exposed string) {
+	t.Helper()
+	out := rpcc(t, bed, fmt.Sprintf("fss_create_expose %s %s %s", ctxName, mode, share))
+	m1, m2 := reSetCreated.FindStringSubmatch(out), reSCAdded.FindStringSubmatch(out)
+	m3 := reExposed.FindString(out)
+	if m1 == nil || m2 == nil || m3 == "" || !strings.Contains(out, "exposed as a snapshot of") {
+		t.Fatalf("fss_create_expose %s %s %s:\n%s", ctxName, mode, share, out)
+	}
+	return m1[1], m2[1], m3
+}
+
+// npSession is a go-msrpc FSRVP client over ncacn_np through the testbed's
+// smbd: smbd → \PIPE\FssagentRpc → fsrvpd.
+type npSession struct {
+	conn dcerpc.Conn
+	rpc  fssagent.FileServerVSSAgentClient
+}
+
+func dialNP(t testing.TB, bed *testbed.Testbed, user, pw string) *npSession {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cred := credential.NewFromPassword(user, pw)
+	dialer := msmb2.NewDialer(msmb2.WithSecurity(gssapi.WithCredential(cred), gssapi.WithMechanismFactory(ssp.NTLM)))
+	cc, err := dcerpc.Dial(ctx, "ncacn_np:127.0.0.1[FssagentRpc]", dcerpc.WithSMBPort(bed.Port), dcerpc.WithSMBDialer(dialer),
+		dcerpc.WithTimeout(30*time.Second))
+	if err != nil {
+		t.Fatalf("dcerpc.Dial ncacn_np: %v", err)
+	}
+	// The pipe's reader lives as long as the context given to the bind.
+	life, stop := context.WithCancel(context.Background())
+	rpc, err := fssagent.NewFileServerVSSAgentClient(life, cc, dcerpc.WithInsecure())
+	if err != nil {
+		stop()
+		cc.Close(context.Background())
+		t.Fatalf("bind FileServerVssAgent over ncacn_np: %v", err)
+	}
+	s := &npSession{conn: cc, rpc: rpc}
+	t.Cleanup(func() {
+		cc.Close(context.Background())
+		stop()
+	})
+	return s
+}
+
+// smbSession is a hirochachacha/go-smb2 session to the testbed's smbd.
+func smbSession(t testing.TB, bed *testbed.Testbed) *smb2.Session {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", bed.Addr(), 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &smb2.Dialer{Initiator: &smb2.NTLMInitiator{User: testbed.User, Password: testbed.Password}}
+	s, err := d.Dial(c)
+	if err != nil {
+		c.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Logoff() })
+	return s
+}
+
+// readShareFile reads name from share with go-smb2.
+func readShareFile(t testing.TB, bed *testbed.Testbed, share, name string) (string, error) {
+	t.Helper()
+	fs, err := smbSession(t, bed).Mount(share)
+	if err != nil {
+		return "", fmt.Errorf("mount %s: %w", share, err)
+	}
+	defer fs.Umount()
+	data, err := fs.ReadFile(name)
+	return string(data), err
+}
+
+// bareShare strips a UNC host part: \\HOST\share@{..} → share@{..}.
+func bareShare(name string) string {
+	if i := strings.LastIndexByte(name, '\\'); i >= 0 {
+		return name[i+1:]
+	}
+	return name
+}
+
+// guid converts a GUID string to go-msrpc's form.
+func guid(s string) *dtyp.GUID {
+	u := uuid.MustParse(s)
+	return &dtyp.GUID{
+		Data1: binary.BigEndian.Uint32(u[0:4]),
+		Data2: binary.BigEndian.Uint16(u[4:6]),
+		Data3: binary.BigEndian.Uint16(u[6:8]),
+		Data4: append([]byte(nil), u[8:16]...),
+	}
+}
+
+func hexCode(c uint32) string { return "0x" + strconv.FormatUint(uint64(c), 16) }
+
+// Short names of the go-msrpc FSRVP requests.
+type (
+	fssGetSupportedVersion = fssagent.GetSupportedVersionRequest
+	fssSetContext          = fssagent.SetContextRequest
+	fssStart               = fssagent.StartShadowCopySetRequest
+	fssAdd                 = fssagent.AddToShadowCopySetRequest
+	fssCommit              = fssagent.CommitShadowCopySetRequest
+	fssExpose              = fssagent.ExposeShadowCopySetRequest
+	fssRecovery            = fssagent.RecoveryCompleteShadowCopySetRequest
+	fssAbort               = fssagent.AbortShadowCopySetRequest
+	fssIsPathSupported     = fssagent.IsPathSupportedRequest
+	fssIsPathShadowCopied  = fssagent.IsPathShadowCopiedRequest
+	fssGetMapping          = fssagent.GetShareMappingRequest
+	fssDelete              = fssagent.DeleteShareMappingRequest
+	fssPrepare             = fssagent.PrepareShadowCopySetRequest
+)
+
+var reCode = regexp.MustCompile(`code: 0x([0-9a-fA-F]{8})\b`)
+
+// ret is the Return value of a go-msrpc call. go-msrpc turns a non-zero
+// Return into an error ("...: error: code: 0x80070005"), and may or may
+// not hand back the response with it.
+func ret(resp any, err error) (uint32, error) {
+	if v := reflect.ValueOf(resp); v.IsValid() && !v.IsNil() {
+		if code := uint32(v.Elem().FieldByName("Return").Uint()); code != 0 || err == nil {
+			return code, nil
+		}
+	}
+	if err != nil {
+		if m := reCode.FindStringSubmatch(err.Error()); m != nil {
+			c, _ := strconv.ParseUint(m[1], 16, 32)
+			return uint32(c), nil
+		}
+		return 0, err
+	}
+	return 0, nil
+}
