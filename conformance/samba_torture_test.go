@@ -1,0 +1,163 @@
+package conformance_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fsrvpd/fsrvpd/client"
+	"github.com/fsrvpd/fsrvpd/conformance/testbed"
+)
+
+// tortureTests are smbtorture's rpc.fsrvp tests (Samba 4.17).
+var tortureTests = []string{"share_sd", "seq_timeout", "enum_created", "sc_share_io", "bad_id",
+	"sc_set_abort", "create_simple", "set_ctx", "get_version", "is_path_supported"}
+
+// Known failures, shared by both modes; each is explained, none hidden.
+var tortureKnownCommon = map[string]string{
+	// srvsvc is samba-dcerpcd's rpcd_classic: it loads smb.conf once and
+	// ignores MSG_SMB_CONF_UPDATED (smbcontrol reload-config too), so shares
+	// added to fsrvpd's include file after it started are WERR_INVALID_NAME
+	// to NetShareGetInfo (a fresh rpcd_classic sees them). Samba's own agent
+	// uses registry shares, which find_service loads on demand.
+	"share_sd": "srvsvc (rpcd_classic) does not see include-file shares added after it started: NetShareGetInfo(snapshot share) = WERR_INVALID_NAME",
+	// FSCTL_SRV_ENUM_SNAPS needs a shadow-copy VFS module on the base
+	// share, and fsrvpd's snapshots are not named @GMT-... (dir:
+	// <state>/snapshots/fsrvp-<id>/data, btrfs: <snapshot_dir>/…<id>), so
+	// shadow_copy2 cannot list them. Also, with sequence_timeout=1s fsrvpd
+	// deletes an Exposed set that gets no RecoveryComplete within 1 s
+	// (§3.1.4.6 restarts the timer; Samba arms no timer after Expose), and
+	// the test expects its first snapshot to survive a 1.1 s sleep.
+	"enum_created": "no Previous Versions: FSCTL_SRV_ENUM_SNAPS = NT_STATUS_INVALID_DEVICE_REQUEST (no @GMT snapshot names for shadow_copy2)",
+	// enum_created fails with testfss.dat open with delete-on-close, on
+	// the tree connect the suite shares; sc_share_io then cannot open it.
+	// Run alone it passes (asserted below in compat mode).
+	"sc_share_io": "knock-on of enum_created in the one-process run: testfss.dat is NT_STATUS_DELETE_PENDING",
+}
+
+// Additional failures of spec mode: Samba's deviations that smbtorture
+// encodes (fsrvp.CompatSamba).
+var tortureKnownSpec = map[string]string{
+	"bad_id":      "DeleteShareMapping(unknown ShadowCopyId) is FSRVP_E_OBJECT_NOT_FOUND per §3.1.4.12; smbtorture wants Samba's E_INVALIDARG",
+	"seq_timeout": "Add to a timed-out set is FSRVP_E_SHADOWCOPYSET_ID_MISMATCH per §3.1.4.4; smbtorture wants Samba's E_INVALIDARG",
+	"sc_share_io": "GetShareMapping's ShadowCopyShareName is a UNC name (§2.2.1.1); smbtorture tree-connects to it as a bare share name: NT_STATUS_BAD_NETWORK_NAME",
+}
+
+// TestSambaSmbtorture runs smbtorture rpc.fsrvp as one process against
+// fsrvpd behind smbd, with sequence_timeout 1s, in compat "samba" mode and in
+// spec mode: every test outside the known failures must pass, every
+// failure must be a known one.
+func TestSambaSmbtorture(t *testing.T) {
+	skipUnlessSambaTestbed(t, "smbtorture")
+	for _, mode := range []string{"samba", "spec"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			known := map[string]string{}
+			for k, v := range tortureKnownCommon {
+				known[k] = v
+			}
+			if mode == "spec" {
+				for k, v := range tortureKnownSpec {
+					if known[k] != "" {
+						v = known[k] + "; and " + v
+					}
+					known[k] = v
+				}
+			}
+			bed := sambaTestbed(t, testbed.Options{SambaCompat: mode == "samba", SeqTimeout: time.Second})
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			defer cancel()
+			res, out, err := bed.Smbtorture(ctx, "rpc.fsrvp")
+			if err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+			got := map[string]testbed.TortureResult{}
+			for _, r := range res {
+				got[strings.TrimPrefix(r.Name, "fsrvp.")] = r
+			}
+			var passed []string
+			for _, name := range tortureTests {
+				r, ok := got[name]
+				switch {
+				case !ok:
+					t.Errorf("%s: no result in smbtorture's output", name)
+				case r.Outcome == "success":
+					passed = append(passed, name)
+					if why, ok := known[name]; ok {
+						t.Logf("%s passes although listed as a known failure (%s): update the list", name, why)
+					}
+				case known[name] != "":
+					t.Logf("known failure %s: %s\n    smbtorture: %s", name, known[name], r.Reason)
+				default:
+					t.Errorf("%s: %s: %s", name, r.Outcome, r.Reason)
+				}
+			}
+			t.Logf("compat %s: %d/%d pass: %s", mode, len(passed), len(tortureTests), strings.Join(passed, " "))
+			if t.Failed() {
+				t.Logf("smbtorture output:\n%s", out)
+			}
+			if mode != "samba" {
+				return
+			}
+			// sc_share_io passes on its own: its suite failure is enum_created's.
+			res, out, err = bed.Smbtorture(ctx, "rpc.fsrvp.fsrvp.sc_share_io")
+			if err != nil || len(res) != 1 || res[0].Outcome != "success" {
+				t.Errorf("sc_share_io alone: %v %+v\n%s", err, res, out)
+			}
+		})
+	}
+}
+
+// BenchmarkSambaCreateExpose: the server-side time of the FSRVP calls of a
+// create+expose (GetSupportedVersion, SetContext, Start, Add per share,
+// Prepare, Commit, Expose, GetShareMapping per share) through smbd on an
+// open pipe, for one and for two shares; the delete is not timed.
+func BenchmarkSambaCreateExpose(b *testing.B) {
+	skipUnlessSambaTestbed(b)
+	for _, backend := range []string{"dir", "btrfs"} {
+		b.Run(backend, func(b *testing.B) {
+			if _, err := exec.LookPath("mkfs.btrfs"); err != nil && backend == "btrfs" {
+				b.Skip("btrfs-progs not installed")
+			}
+			bed := sambaTestbed(b, testbed.Options{Backend: backend})
+			for i := range 64 { // some content to snapshot
+				os.WriteFile(filepath.Join(bed.Shares["share1"], fmt.Sprintf("f%d", i)), make([]byte, 4096), 0o644)
+				os.WriteFile(filepath.Join(bed.Shares["share2"], fmt.Sprintf("f%d", i)), make([]byte, 4096), 0o644)
+			}
+			np := dialNP(b, bed, testbed.User, testbed.Password)
+			c := client.New(np.rpc, client.WithShareHost("127.0.0.1"), client.WithTimeout(time.Minute))
+			ctx := context.Background()
+			for _, shares := range [][]string{{"share1"}, {"share1", "share2"}} {
+				b.Run(fmt.Sprintf("shares=%d", len(shares)), func(b *testing.B) {
+					var total time.Duration
+					n := 0
+					for b.Loop() {
+						b.StopTimer()
+						start := time.Now()
+						b.StartTimer()
+						res, err := c.Create(ctx, client.CreateRequest{Context: client.CtxBackup, Shares: shares, RecoveryComplete: false})
+						b.StopTimer()
+						total += time.Since(start)
+						n++
+						if err != nil {
+							b.Fatal(err)
+						}
+						if err := c.RecoveryCompleteShadowCopySet(ctx, res.ShadowCopySetID); err != nil {
+							b.Fatal(err)
+						}
+						if err := c.Delete(ctx, res.ShadowCopySetID, res.Mappings); err != nil {
+							b.Fatal(err)
+						}
+						b.StartTimer()
+					}
+					b.ReportMetric(float64(total.Microseconds())/1000/float64(n), "ms/create+expose")
+				})
+			}
+		})
+	}
+}
