@@ -54,7 +54,10 @@ const (
 	//     FSRVP_E_SHADOWCOPYSET_ID_MISMATCH (Add, Prepare, Commit, Expose,
 	//     RecoveryComplete, Abort, GetShareMapping);
 	//   - DeleteShareMapping with an unknown ShadowCopyId gives E_INVALIDARG
-	//     where §3.1.4.12 says FSRVP_E_OBJECT_NOT_FOUND.
+	//     where §3.1.4.12 says FSRVP_E_OBJECT_NOT_FOUND;
+	//   - the message sequence timer spares Exposed sets, where §3.1.5
+	//     deletes every set that is not Recovered (smbtorture's
+	//     enum_created keeps an Exposed set across a timer period).
 	CompatSamba
 )
 
@@ -293,21 +296,27 @@ func (s *Service) expire(gen uint64) {
 	}
 	s.timer = nil
 	s.g.TimerDeadline = time.Time{}
-	n := s.purgeLocked("timer expired")
+	// Samba's agent spares Exposed sets on expiry, and smbtorture's
+	// enum_created relies on it (see CompatSamba).
+	spare := Recovered
+	if s.cfg.Compat == CompatSamba {
+		spare = Exposed
+	}
+	n := s.purgeLocked("timer expired", spare)
 	s.g.ContextSet, s.g.ClientAddress = false, ""
 	if err := s.persist(s.g, nil, nil); err == nil {
 		s.log.WithField("sets_deleted", n).Info("message sequence timer expired")
 	}
 }
 
-// purgeLocked deletes every set whose status is not Recovered and returns
-// how many it deleted. A set whose snapshots cannot be deleted is kept (and
+// purgeLocked deletes every set whose status is below spare (normally
+// Recovered: every set not Recovered) and returns how many it deleted. A set whose snapshots cannot be deleted is kept (and
 // logged) so that nothing is leaked silently; it is retried at the next
 // purge or start-up. Callers hold s.mu.
-func (s *Service) purgeLocked(why string) int {
+func (s *Service) purgeLocked(why string, spare Status) int {
 	n := 0
 	for id, set := range s.sets {
-		if set.Status == Recovered {
+		if set.Status >= spare {
 			continue
 		}
 		if err := s.destroyLocked(set); err != nil {

@@ -682,3 +682,19 @@ func TestCompatSamba(t *testing.T) {
 		t.Fatalf("compat exposed name %q", m.ExposedUNC)
 	}
 }
+
+func TestCompatSambaTimerSparesExposedSets(t *testing.T) {
+	h := newHarness(t, func(c *Config) {
+		c.Compat = CompatSamba
+		c.ShortTimeout, c.LongTimeout = 30*time.Millisecond, 30*time.Millisecond
+	})
+	exposed := h.upTo(Exposed, CtxBackup, "share1")
+	eventually(t, "context reset by the timer", func() bool {
+		h.s.mu.Lock()
+		defer h.s.mu.Unlock()
+		return !h.s.g.ContextSet
+	})
+	if st, ok := h.status(exposed.set); !ok || st != Exposed {
+		t.Fatalf("exposed set after expiry: %v %v", st, ok)
+	}
+}
