@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -86,6 +87,9 @@ type Share struct {
 	Path     string `json:"path"`
 	ReadOnly bool   `json:"read_only"`
 	Comment  string `json:"comment,omitempty"`
+	// Created is the shadow copy's creation time (MS-FSRVP's
+	// CreationTimestamp), e.g. for a Previous Versions @GMT token.
+	Created time.Time `json:"created,omitzero"`
 }
 
 // Exposer publishes snapshot shares. Implementations are safe for

@@ -60,7 +60,7 @@ expose:
 			}
 			name := exposedName(m.Base, sc.ID.String())
 			err = s.cfg.Exposer.Expose(ctx, shares.Share{
-				Name: name, Base: m.Base, Path: path,
+				Name: name, Base: m.Base, Path: path, Created: sc.Created,
 				ReadOnly: !writableContext(next.Context),
 				Comment:  fmt.Sprintf("Shadow copy of %s taken %s", m.Base, sc.Created.UTC().Format(time.RFC1123)),
 			})

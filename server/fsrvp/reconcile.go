@@ -135,7 +135,7 @@ func (s *Service) Reconcile(ctx context.Context) (ReconcileReport, error) {
 					path, err := exposedPath(sc, m)
 					if err == nil {
 						err = s.cfg.Exposer.Expose(ctx, shares.Share{
-							Name: m.Exposed, Base: m.Base, Path: path,
+							Name: m.Exposed, Base: m.Base, Path: path, Created: sc.Created,
 							ReadOnly: set.Status == Recovered || !writableContext(set.Context),
 							Comment:  "Shadow copy of " + m.Base + " taken " + sc.Created.UTC().Format(time.RFC1123),
 						})
