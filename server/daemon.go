@@ -170,6 +170,9 @@ func newShares(ctx context.Context, cfg config.Config, log *logrus.Entry) (share
 // watches that the socket stays ours (samba-dcerpcd replaces it when it
 // starts with rpcd_fsrvp enabled).
 func (d *Daemon) startPipe(ctx context.Context) error {
+	if _, err := preparePipe(ctx, d.cfg.Samba.SMBConf, d.cfg.Samba.SocketDir, d.cfg.Samba.LibexecDir, d.log.WithField("component", "np")); err != nil {
+		return err
+	}
 	path := d.cfg.PipeSocket()
 	l, err := np.Listen(path, np.Options{Logger: d.log.WithField("component", "np")})
 	if err != nil {

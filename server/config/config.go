@@ -37,6 +37,9 @@ type Samba struct {
 	// SocketDir is Samba's external_rpc_pipe:socket_dir (default: its
 	// "ncalrpc dir"); the pipe's socket is <SocketDir>/np/fssagentrpc.
 	SocketDir string `toml:"socket_dir"`
+	// LibexecDir is where Samba's rpcd_* helpers live (to list the pipes
+	// to link in redirect mode, and to see whether rpcd_fsrvp is diverted).
+	LibexecDir string `toml:"libexec_dir"`
 	// BackupSIDs are SIDs whose members may use FSRVP besides uid 0,
 	// Administrators, Backup Operators and holders of SeBackupPrivilege.
 	BackupSIDs []string `toml:"backup_sids"`
@@ -162,6 +165,7 @@ func Default() Config {
 			SMBConf:     "/etc/samba/smb.conf",
 			IncludeFile: "/etc/samba/fsrvpd-shares.conf",
 			SocketDir:   "/run/samba/ncalrpc",
+			LibexecDir:  "/usr/libexec/samba",
 		},
 		Storage: Storage{Backend: "dir"},
 	}
