@@ -66,4 +66,24 @@
 // line of [global] (the file ends with "[global]" so that parameters after
 // the include line stay global). "registry shares = yes" is only needed if
 // base shares are defined in the registry.
+//
+// # Previous Versions
+//
+// With Config.PreviousVersionsDir set, each exposed snapshot share with a
+// creation time is also a link <dir>/<base share in lower case>/@GMT-<UTC
+// creation time, YYYY.MM.DD-HH.MM.SS> to its path (prevver.go). A base share
+// opts in to listing them as Previous Versions (FSCTL_SRV_ENUM_SNAPS, @GMT
+// paths) with:
+//
+//	vfs objects = shadow_copy2                 (plus its other modules)
+//	shadow:snapdir = <dir>/<share name in lower case>
+//	shadow:mountpoint = <the share's path>     (the share root is the snapshot root)
+//
+// Snapshot shares copy neither shadow:* nor shadow_copy2: with the base's
+// absolute snapdir and mountpoint, writes to a writable snapshot share fail
+// with NT_STATUS_OBJECT_NAME_NOT_FOUND. Tokens have one-second resolution:
+// of two snapshots of one share created within the same second, the first
+// is listed and the second is not (logged; its share works). The links are
+// removed with their shares and reconciled with the include file by New and
+// List.
 package samba

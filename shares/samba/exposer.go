@@ -27,6 +27,11 @@ type Config struct {
 	// ResolverTTL bounds how long the base share definitions are cached
 	// (the cache is also dropped when smb.conf changes). Default 5 s.
 	ResolverTTL time.Duration
+	// PreviousVersionsDir, if set (an absolute path), holds per base share
+	// a directory of @GMT-... links to its exposed snapshots, for
+	// vfs_shadow_copy2 on the base share (see prevver.go and the package
+	// documentation). Empty: no Previous Versions.
+	PreviousVersionsDir string
 	// Log receives a line per change; nil discards.
 	Log *logrus.Entry
 }
@@ -67,6 +72,15 @@ func New(ctx context.Context, cfg Config) (*Exposer, error) {
 	}
 	if cfg.IncludeFile == "" || !filepath.IsAbs(cfg.IncludeFile) {
 		return nil, fmt.Errorf("samba: include file %q must be an absolute path", cfg.IncludeFile)
+	}
+	if d := cfg.PreviousVersionsDir; d != "" {
+		if !filepath.IsAbs(d) {
+			return nil, fmt.Errorf("samba: previous versions directory %q must be an absolute path", d)
+		}
+		cfg.PreviousVersionsDir = filepath.Clean(d)
+		if err := os.MkdirAll(cfg.PreviousVersionsDir, 0o755); err != nil {
+			return nil, fmt.Errorf("samba: %w", err)
+		}
 	}
 	log := cfg.Log
 	if log == nil {
@@ -114,7 +128,8 @@ func New(ctx context.Context, cfg Config) (*Exposer, error) {
 	for _, k := range stale {
 		e.msg.closeShare(k)
 	}
-	e.log.WithFields(logrus.Fields{"shares": len(e.byName), "reconciled": len(stale)}).Debug("Samba exposer ready")
+	links := e.reconcileLinks()
+	e.log.WithFields(logrus.Fields{"shares": len(e.byName), "reconciled": len(stale), "links_removed": links}).Debug("Samba exposer ready")
 	return e, nil
 }
 
@@ -161,7 +176,7 @@ func checkShare(s shares.Share) error {
 
 // Expose implements shares.Exposer. The share copies the parameters of its
 // base share (s.Base) as Samba has them now, except path, comment, access
-// mode; it is hidden from browse lists (browseable = no) when its name ends
+// mode, the shadow:* options and shadow_copy2 in vfs objects; it is hidden from browse lists (browseable = no) when its name ends
 // in '$' or its base is not browseable. Its share security descriptor is the base share's, copied now.
 func (e *Exposer) Expose(ctx context.Context, s shares.Share) error {
 	if err := ctx.Err(); err != nil {
@@ -205,7 +220,7 @@ func (e *Exposer) Expose(ctx context.Context, s shares.Share) error {
 	if err != nil {
 		return fmt.Errorf("share %q: security descriptor: %w", s.Name, err)
 	}
-	x := exposed{Share: s, Params: dropKeys(base.Params, notCopied...)}
+	x := exposed{Share: s, Params: copyParams(base.Params)}
 	if _, set := base.get("browseable"); !set && strings.HasSuffix(s.Name, "$") {
 		if _, set := base.get("browsable"); !set {
 			x.Params = append(x.Params, param{"browseable", "no"})
@@ -218,6 +233,7 @@ func (e *Exposer) Expose(ctx context.Context, s shares.Share) error {
 		e.pending[k] = true
 		return err
 	}
+	e.addLink(x)
 	if err := e.msg.reloadConfig(); err != nil {
 		e.log.WithError(err).Warn("Cannot tell smbd to reload: the share reaches new connections only")
 	}
@@ -279,6 +295,7 @@ func (e *Exposer) Remove(ctx context.Context, name string) error {
 		delete(e.pending, k)
 		return err
 	}
+	e.removeLink(x)
 	var errs []error
 	if err := e.msg.reloadConfig(); err != nil {
 		errs = append(errs, err)
@@ -309,6 +326,7 @@ func (e *Exposer) List(ctx context.Context) ([]shares.Share, error) {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.reconcileLinks()
 	list := make([]shares.Share, 0, len(e.byName))
 	for _, x := range e.sorted() {
 		list = append(list, x.Share)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/fsrvpd/fsrvpd/shares"
 )
@@ -16,6 +17,7 @@ import (
 //	# Snapshot shares published by fsrvpd. Do not edit: fsrvpd rewrites it.
 //	# fsrvpd-pending: data@{...}        (names whose SD may need deleting)
 //	# fsrvpd-base: data
+//	# fsrvpd-created: 2026-11-22T04:58:15.123Z   (Share.Created, if known)
 //	[data@{6f1c...}]
 //		path = /snap/...
 //		comment = Shadow copy of data taken ...
@@ -30,6 +32,7 @@ const (
 	headerLine  = "# Snapshot shares published by fsrvpd. Do not edit: fsrvpd rewrites it."
 	pendingMark = "# fsrvpd-pending: "
 	baseMark    = "# fsrvpd-base: "
+	createdMark = "# fsrvpd-created: "
 )
 
 func renderInclude(list []exposed, pending []string) []byte {
@@ -39,7 +42,11 @@ func renderInclude(list []exposed, pending []string) []byte {
 		b.WriteString(pendingMark + p + "\n")
 	}
 	for _, x := range list {
-		fmt.Fprintf(&b, "\n%s%s\n[%s]\n", baseMark, x.Base, x.Name)
+		fmt.Fprintf(&b, "\n%s%s\n", baseMark, x.Base)
+		if !x.Created.IsZero() {
+			fmt.Fprintf(&b, "%s%s\n", createdMark, x.Created.UTC().Format(time.RFC3339Nano))
+		}
+		fmt.Fprintf(&b, "[%s]\n", x.Name)
 		fmt.Fprintf(&b, "\tpath = %s\n", x.Path)
 		if x.Comment != "" {
 			fmt.Fprintf(&b, "\tcomment = %s\n", x.Comment)
@@ -75,6 +82,7 @@ func readInclude(path string) (map[string]exposed, map[string]bool, error) {
 	}
 	var cur *exposed
 	base := ""
+	var created time.Time
 	flush := func() {
 		if cur != nil {
 			by[strings.ToLower(cur.Name)] = *cur
@@ -90,6 +98,8 @@ func readInclude(path string) (map[string]exposed, map[string]bool, error) {
 			pending[strings.ToLower(strings.TrimPrefix(l, pendingMark))] = true
 		case strings.HasPrefix(l, baseMark):
 			base = strings.TrimPrefix(l, baseMark)
+		case strings.HasPrefix(l, createdMark):
+			created, _ = time.Parse(time.RFC3339Nano, strings.TrimPrefix(l, createdMark))
 		case l == "" || l[0] == '#' || l[0] == ';':
 		case l[0] == '[' && strings.HasSuffix(l, "]"):
 			flush()
@@ -103,8 +113,8 @@ func readInclude(path string) (map[string]exposed, map[string]bool, error) {
 			if _, dup := by[strings.ToLower(name)]; dup {
 				return nil, nil, bad(n, fmt.Sprintf("share %q twice", name))
 			}
-			cur = &exposed{Share: shares.Share{Name: name, Base: base}}
-			base = ""
+			cur = &exposed{Share: shares.Share{Name: name, Base: base, Created: created}}
+			base, created = "", time.Time{}
 		default:
 			k, v, ok := strings.Cut(l, "=")
 			if !ok || cur == nil {
