@@ -145,7 +145,8 @@ func Start(ctx context.Context, cfg config.Config, log *logrus.Entry) (_ *Daemon
 // list and a registry file (TCP-only mode).
 func newShares(ctx context.Context, cfg config.Config, log *logrus.Entry) (shares.Exposer, shares.Resolver, error) {
 	if cfg.Samba.Enabled {
-		e, err := samba.New(ctx, samba.Config{SMBConf: cfg.Samba.SMBConf, IncludeFile: cfg.Samba.IncludeFile, Log: log})
+		e, err := samba.New(ctx, samba.Config{SMBConf: cfg.Samba.SMBConf, IncludeFile: cfg.Samba.IncludeFile,
+			PreviousVersionsDir: cfg.Samba.PreviousVersionsDir, Log: log})
 		if err != nil {
 			return nil, nil, fmt.Errorf("samba: %w", err)
 		}

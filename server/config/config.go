@@ -37,6 +37,12 @@ type Samba struct {
 	// SocketDir is Samba's external_rpc_pipe:socket_dir (default: its
 	// "ncalrpc dir"); the pipe's socket is <SocketDir>/np/fssagentrpc.
 	SocketDir string `toml:"socket_dir"`
+	// PreviousVersionsDir, if set (absolute), gets per base share a
+	// directory of @GMT-... links to its exposed snapshots, which
+	// vfs_shadow_copy2 on the base share lists as Previous Versions
+	// (shadow:snapdir = <dir>/<share in lower case>, shadow:mountpoint =
+	// <share path>; see package shares/samba). Default "": off.
+	PreviousVersionsDir string `toml:"previous_versions_dir"`
 	// LibexecDir is where Samba's rpcd_* helpers live (to list the pipes
 	// to link in redirect mode, and to see whether rpcd_fsrvp is diverted).
 	LibexecDir string `toml:"libexec_dir"`
@@ -293,6 +299,9 @@ func (c *Config) Validate() error {
 			if !filepath.IsAbs(p) {
 				bad(key, "%q is not an absolute path", p)
 			}
+		}
+		if p := c.Samba.PreviousVersionsDir; p != "" && !filepath.IsAbs(p) {
+			bad("samba.previous_versions_dir", "%q is not an absolute path", p)
 		}
 		if len(c.Shares) > 0 {
 			bad("share", "with samba.enabled the shares come from Samba's configuration; remove the [[share]] entries")
