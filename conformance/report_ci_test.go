@@ -1,0 +1,95 @@
+package conformance_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/fsrvpd/fsrvpd/conformance"
+	"github.com/fsrvpd/fsrvpd/conformance/testbed"
+)
+
+// TestReportThroughSmbd runs every check over ncacn_np through a real smbd
+// (the testbed: dir backend, spec mode, 1 s message sequence timer), writes
+// the Markdown report and prints its summary line, so that CI logs show
+// how fsrvpd fares behind smbd. No check may fail.
+func TestReportThroughSmbd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: starts smbd and fsrvpd")
+	}
+	why := ""
+	if os.Geteuid() != 0 {
+		why = "not root"
+	}
+	for _, tool := range []string{"smbd", "smbpasswd", "rpcclient"} {
+		if _, err := exec.LookPath(tool); err != nil && why == "" {
+			why = tool + " not installed (apt-get install samba smbclient)"
+		}
+	}
+	if why != "" {
+		if os.Getenv("FSRVPD_TEST_STRICT") == "1" {
+			t.Fatalf("Samba testbed: %s", why)
+		}
+		t.Skipf("Samba testbed: %s", why)
+	}
+	dir, err := os.MkdirTemp("", "fsrvpd-rep")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	bed, err := testbed.Up(ctx, testbed.Options{Dir: dir, SeqTimeout: time.Second, Log: t.Logf})
+	if err != nil {
+		os.RemoveAll(dir)
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			if data, err := os.ReadFile(bed.Env()["FSRVPD_LOG"]); err == nil {
+				if len(data) > 4000 {
+					data = data[len(data)-4000:]
+				}
+				t.Logf("fsrvpd log (tail):\n%s", data)
+			}
+		}
+		if err := bed.Down(); err != nil {
+			t.Errorf("testbed down: %v", err)
+		}
+	})
+
+	tg, err := conformance.TestbedTarget(bed.Env(), conformance.NPConfig{Timeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := conformance.Run(ctx, tg, nil)
+	md := filepath.Join(t.TempDir(), "conformance.md")
+	f, err := os.Create(md)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := conformance.WriteMarkdown(f, rep); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	line := "fsrvpd conformance through smbd (ncacn_np): " + rep.SummaryLine()
+	t.Log(line)
+	fmt.Println(line)
+	for _, r := range rep.Results {
+		switch r.Status {
+		case conformance.Fail:
+			t.Errorf("%s (%s): %s: expected %s, observed %s", r.ID, r.Section, r.Message, r.Expected, r.Observed)
+		case conformance.Skip:
+			t.Logf("skip %s: %s", r.ID, r.Message)
+		}
+	}
+	if t.Failed() {
+		data, _ := os.ReadFile(md)
+		t.Logf("report:\n%s", data)
+	}
+}
