@@ -33,6 +33,12 @@ type Config struct {
 	// (a dedicated subvolume, or a directory of the top-level subvolume
 	// that is not shared). It is created with mode 0700 if missing.
 	SnapshotDir string
+	// Recursive accepts volumes with nested subvolumes below their root
+	// (mount points stay unsupported): a snapshot of such a volume is a
+	// tree of snapshots, each nested subvolume snapshotted into place at
+	// its relative path inside the snapshot of the volume. The snapshots
+	// of a tree are taken one after the other, not at one instant.
+	Recursive bool
 	// Logger receives lifecycle messages and warnings; nil discards them.
 	Logger *logrus.Entry
 }
@@ -43,6 +49,8 @@ type Backend struct {
 	fsid    [16]byte
 	log     *logrus.Entry
 	locks   idLocks
+	// recursive is Config.Recursive.
+	recursive bool
 }
 
 var (
@@ -54,7 +62,7 @@ var (
 // New checks cfg and returns a Backend. It does not touch existing
 // snapshots or leftovers.
 func New(cfg Config) (*Backend, error) {
-	b := &Backend{log: cfg.Logger}
+	b := &Backend{log: cfg.Logger, recursive: cfg.Recursive}
 	if b.log == nil {
 		l := logrus.New()
 		l.Out = io.Discard
@@ -127,8 +135,9 @@ func (b *Backend) volumeID(info subvolInfo) string {
 // contains path (symlinks resolved): the nearest directory at or above it
 // whose inode is 256, the root of every subvolume. The volume is not
 // supported if it is on another filesystem than SnapshotDir, if it contains
-// SnapshotDir, or if anywhere below its root there is a nested subvolume or
-// a mount point: its snapshot would hold an empty directory in their place.
+// SnapshotDir, or if anywhere below its root there is a nested subvolume
+// (unless Config.Recursive) or a mount point: its snapshot would hold an
+// empty directory in their place.
 func (b *Backend) Volume(ctx context.Context, path string) (storage.Volume, error) {
 	if err := ctx.Err(); err != nil {
 		return storage.Volume{}, err
@@ -166,7 +175,7 @@ func (b *Backend) Volume(ctx context.Context, path string) (storage.Volume, erro
 	}
 	if nested, err := hasChildSubvolumes(int(f.Fd())); err != nil {
 		return storage.Volume{}, fmt.Errorf("volume %s: GET_SUBVOL_ROOTREF: %w", root, err)
-	} else if nested {
+	} else if nested && !b.recursive {
 		return storage.Volume{}, fmt.Errorf("volume %s has nested subvolumes: %w", root, storage.ErrNotSupported)
 	}
 	if m, err := mountBelow(root); err != nil {
@@ -295,6 +304,12 @@ func (b *Backend) prepare(vol storage.Volume, id string) (*os.File, error) {
 	}
 	dir, err := openDir(b.idDir(id))
 	if err == nil {
+		err = destroyTree(dir, buildName) // a half-built recursive snapshot
+		if err != nil {
+			dir.Close()
+		}
+	}
+	if err == nil {
 		err = writeMeta(int(dir.Fd()), meta{Version: metaVersion, ID: id, VolumeID: vol.ID, VolumeRoot: vol.Root})
 		if err != nil {
 			dir.Close()
@@ -310,6 +325,21 @@ func (b *Backend) prepare(vol storage.Volume, id string) (*os.File, error) {
 // take snapshots src into dir, made by prepare. On failure it removes dir,
 // unless the snapshot turned out to exist.
 func (b *Backend) take(dir, src *os.File, id string, opts storage.CreateOptions) error {
+	var kids []string
+	if b.recursive {
+		var err error
+		if kids, err = nestedSubvolumes(src); err != nil {
+			b.removeIDDir(id)
+			return fmt.Errorf("snapshot %s of %s: %w", id, src.Name(), err)
+		}
+	}
+	if len(kids) > 0 {
+		if err := b.takeTree(dir, src, kids, opts.Writable); err != nil {
+			b.removeIDDir(id)
+			return fmt.Errorf("snapshot %s of %s: %w", id, src.Name(), err)
+		}
+		return nil
+	}
 	err := snapCreate(int(dir.Fd()), int(src.Fd()), dataName, !opts.Writable)
 	switch {
 	case err == nil:
@@ -351,6 +381,17 @@ func (b *Backend) SetReadOnly(ctx context.Context, id string) error {
 	}
 	if flags&subvolRDOnly != 0 {
 		return nil
+	}
+	// The nested subvolumes of a recursive snapshot first: the read-only
+	// flag of the snapshot of the volume says that the whole tree is.
+	kids, err := nestedSubvolumes(f)
+	if err != nil {
+		return fmt.Errorf("snapshot %s: %w", id, err)
+	}
+	for i := len(kids) - 1; i >= 0; i-- {
+		if err := setReadOnlyAt(f, kids[i]); err != nil {
+			return fmt.Errorf("snapshot %s: nested subvolume %s: %w", id, kids[i], err)
+		}
 	}
 	if err := setFlags(int(f.Fd()), flags|subvolRDOnly); err != nil {
 		return fmt.Errorf("snapshot %s: SUBVOL_SETFLAGS: %w", id, err)
@@ -396,7 +437,8 @@ func (b *Backend) Delete(ctx context.Context, id string) error {
 	return nil
 }
 
-// destroy removes the subvolume and the directory of id, whichever exist.
+// destroy removes the subvolume (with the subvolumes nested in it) and the
+// directory of id, whichever exist.
 func (b *Backend) destroy(id string) error {
 	dir, err := openDir(b.idDir(id))
 	if errors.Is(err, unix.ENOENT) {
@@ -405,10 +447,13 @@ func (b *Backend) destroy(id string) error {
 	if err != nil {
 		return fmt.Errorf("snapshot %s: %w", id, err)
 	}
-	err = snapDestroy(int(dir.Fd()), dataName)
+	err = destroyTree(dir, dataName)
+	if err == nil {
+		err = destroyTree(dir, buildName)
+	}
 	dir.Close()
-	if err != nil && err != unix.ENOENT {
-		return fmt.Errorf("snapshot %s: SNAP_DESTROY: %w", id, err)
+	if err != nil {
+		return fmt.Errorf("snapshot %s: %w", id, err)
 	}
 	if err := os.Remove(b.idDir(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("snapshot %s: %w", id, err)
@@ -518,6 +563,14 @@ func (b *Backend) removeLeftovers(id string) {
 		return // created since Readdirnames, or unreadable
 	}
 	log := b.log.WithField("snapshot", id)
+	if dir, err := openDir(b.idDir(id)); err == nil {
+		err = destroyTree(dir, buildName) // a half-built recursive snapshot
+		dir.Close()
+		if err != nil {
+			log.WithError(err).Error("Removing the leftovers of an interrupted snapshot")
+			return
+		}
+	}
 	if err := os.Remove(b.idDir(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		log.WithError(err).Error("Removing the leftovers of an interrupted snapshot")
 		return

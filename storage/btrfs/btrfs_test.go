@@ -13,20 +13,29 @@ import (
 func TestSuite(t *testing.T) {
 	mnt := loopBtrfs(t)
 	storagetest.Run(t, func(t *testing.T) storagetest.Fixture {
-		return newFixture(t, mnt)
+		return newFixture(t, mnt, false)
+	})
+}
+
+// TestSuiteRecursive runs the suite with Config.Recursive: a volume without
+// nested subvolumes behaves as without it.
+func TestSuiteRecursive(t *testing.T) {
+	mnt := loopBtrfs(t)
+	storagetest.Run(t, func(t *testing.T) storagetest.Fixture {
+		return newFixture(t, mnt, true)
 	})
 }
 
 // newFixture makes, in a fresh directory of the filesystem mounted at mnt,
 // two subvolumes vol0 and vol1 and a SnapshotDir snaps.
-func newFixture(t *testing.T, mnt string) storagetest.Fixture {
+func newFixture(t *testing.T, mnt string, recursive bool) storagetest.Fixture {
 	t.Helper()
 	base, err := os.MkdirTemp(mnt, "case-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	vols := []string{subvolume(t, filepath.Join(base, "vol0")), subvolume(t, filepath.Join(base, "vol1"))}
-	cfg := Config{SnapshotDir: filepath.Join(base, "snaps"), Logger: storagetest.Logger(t)}
+	cfg := Config{SnapshotDir: filepath.Join(base, "snaps"), Recursive: recursive, Logger: storagetest.Logger(t)}
 	b := mustNew(t, cfg)
 	t.Cleanup(func() {
 		removeAll(t, b)

@@ -16,8 +16,20 @@
 // SnapshotDir, is reached through a bind mount of a directory that is not a
 // subvolume root, or has anywhere below its root a nested subvolume
 // (BTRFS_IOC_GET_SUBVOL_ROOTREF) or a mount point (/proc/self/mountinfo):
-// a snapshot would hold an empty directory in their place. Snapshotting
-// nested subvolumes too is not implemented.
+// a snapshot would hold an empty directory in their place.
+//
+// With Config.Recursive, nested subvolumes (not mount points) are accepted.
+// The snapshot of such a volume is a tree: the volume is snapshotted,
+// writable, to fsrvp-<id>/building; each nested subvolume, parents first,
+// is snapshotted into the empty directory that stands for it there; for a
+// read-only snapshot every subvolume of the tree is then made read-only,
+// the nested ones first; last, building is renamed to data, which makes the
+// snapshot exist. The snapshots of a tree are taken one after the other,
+// not at one instant. A leftover building tree is destroyed by List, Delete
+// and the next Create of its id; deletion walks the tree deepest first
+// (SNAP_DESTROY refuses a subvolume that holds others), clearing the
+// read-only flag of the subvolumes that hold others. List and Stat report
+// the tree as one snapshot; SetReadOnly covers all of it.
 //
 // # Layout
 //

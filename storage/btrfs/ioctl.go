@@ -1,6 +1,7 @@
 package btrfs
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"time"
@@ -48,6 +49,7 @@ var (
 	iocSubvolSetFlags = ioc(iocWrite, 26, 8)
 	iocGetSubvolInfo  = ioc(iocRead, 60, unsafe.Sizeof(subvolInfo{}))
 	iocGetSubvolRoot  = ioc(iocRead|iocWrite, 61, unsafe.Sizeof(rootrefArgs{}))
+	iocInoLookupUser  = ioc(iocRead|iocWrite, 62, unsafe.Sizeof(inoLookupUserArgs{}))
 )
 
 // volArgs is struct btrfs_ioctl_vol_args.
@@ -110,6 +112,14 @@ type rootrefArgs struct {
 	Rootref   [255]struct{ TreeID, DirID uint64 }
 	NumItems  uint8
 	_         [7]uint8
+}
+
+// inoLookupUserArgs is struct btrfs_ioctl_ino_lookup_user_args.
+type inoLookupUserArgs struct {
+	DirID  uint64
+	TreeID uint64
+	Name   [256]byte        // BTRFS_VOL_NAME_MAX + 1
+	Path   [4080 - 256]byte // BTRFS_INO_LOOKUP_USER_PATH_MAX
 }
 
 // searchKey is struct btrfs_ioctl_search_key.
@@ -189,6 +199,39 @@ func hasChildSubvolumes(fd int) (bool, error) {
 		return true, nil // more than 255 children
 	}
 	return a.NumItems > 0, err
+}
+
+// childSubvolumes returns the paths, relative to the root of the
+// subvolume open as fd (which must be that root), of the subvolumes whose
+// parent is that subvolume (GET_SUBVOL_ROOTREF and INO_LOOKUP_USER, both
+// unprivileged). Grandchildren are not included.
+func childSubvolumes(fd int) ([]string, error) {
+	var paths []string
+	var a rootrefArgs
+	for {
+		err := ioctl(fd, iocGetSubvolRoot, unsafe.Pointer(&a))
+		if err != nil && err != unix.EOVERFLOW {
+			return nil, fmt.Errorf("GET_SUBVOL_ROOTREF: %w", err)
+		}
+		for _, r := range a.Rootref[:a.NumItems] {
+			l := inoLookupUserArgs{DirID: r.DirID, TreeID: r.TreeID}
+			if e := ioctl(fd, iocInoLookupUser, unsafe.Pointer(&l)); e != nil {
+				return nil, fmt.Errorf("INO_LOOKUP_USER of subvolume %d: %w", r.TreeID, e)
+			}
+			paths = append(paths, cString(l.Path[:])+cString(l.Name[:]))
+		}
+		if err == nil {
+			return paths, nil
+		}
+		a.NumItems = 0 // EOVERFLOW: the kernel set MinTreeID to the next page
+	}
+}
+
+func cString(b []byte) string {
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		b = b[:i]
+	}
+	return string(b)
 }
 
 // searchItem returns the data of the item (objectid, typ, offset) of tree

@@ -21,6 +21,8 @@ func TestIoctlNumbers(t *testing.T) {
 		{"SUBVOL_SETFLAGS", iocSubvolSetFlags, 0x4008941a},
 		{"GET_SUBVOL_INFO", iocGetSubvolInfo, 0x81f8943c},
 		{"GET_SUBVOL_ROOTREF", iocGetSubvolRoot, 0xd000943d},
+		{"INO_LOOKUP_USER", iocInoLookupUser, 0xd000943e},
+		{"ino_lookup_user_args", unsafe.Sizeof(inoLookupUserArgs{}), 4096},
 		{"vol_args", unsafe.Sizeof(volArgs{}), 4096},
 		{"vol_args_v2", unsafe.Sizeof(volArgsV2{}), 4096},
 		{"get_subvol_info_args", unsafe.Sizeof(subvolInfo{}), 504},
