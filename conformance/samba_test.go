@@ -54,6 +54,14 @@ func TestSambaRpcclient(t *testing.T) {
 	if out, err := bed.SMBClient(context.Background(), exposed, "get before.txt /dev/stdout"); err != nil || !strings.Contains(out, "pre-snap") {
 		t.Errorf("smbclient get before.txt from %s: %v\n%s", exposed, err, out)
 	}
+	// Previous Versions of the base share (fsrvpd's @GMT link, shadow_copy2).
+	if out, err := bed.SMBClient(context.Background(), "share1", "allinfo before.txt"); err != nil || !strings.Contains(out, "@GMT-") {
+		t.Errorf("allinfo before.txt on share1 lists no previous version: %v\n%s", err, out)
+	} else if tok := out[strings.Index(out, "@GMT-"):][:len("@GMT-2006.01.02-15.04.05")]; true {
+		if out, err := bed.SMBClient(context.Background(), "share1", "get "+tok+`\before.txt /dev/stdout`); err != nil || !strings.Contains(out, "pre-snap") {
+			t.Errorf("get %s\\before.txt on share1: %v\n%s", tok, err, out)
+		}
+	}
 	if out := rpcc(t, bed, "fss_has_shadow_copy share1"); strings.Contains(out, "failed") {
 		t.Errorf("fss_has_shadow_copy share1:\n%s", out)
 	}
@@ -73,6 +81,9 @@ func TestSambaRpcclient(t *testing.T) {
 	}
 	if names, err := bed.ListShares(context.Background()); err != nil || slices.Contains(names, exposed) || !slices.Contains(names, "share1") {
 		t.Errorf("smbclient -L after delete = %v, %v", names, err)
+	}
+	if out, _ := bed.SMBClient(context.Background(), "share1", "allinfo before.txt"); strings.Contains(out, "@GMT-") {
+		t.Errorf("share1 still lists a previous version after the delete:\n%s", out)
 	}
 	if out, err := bed.SMBClient(context.Background(), exposed, "ls"); err == nil || !strings.Contains(out, "NT_STATUS_BAD_NETWORK_NAME") {
 		t.Errorf("tree connect to deleted %s: %v\n%s", exposed, err, out)

@@ -81,6 +81,11 @@ func (tb *Testbed) makeVolumes(ctx context.Context) error {
 		}
 	}
 	os.Chmod(filepath.Join(tb.Dir, "ncalrpc"), 0o755)
+	for _, n := range ShareNames { // fsrvpd would create them at the first Expose
+		if err := os.MkdirAll(filepath.Join(tb.PreviousVersionsDir(), n), 0o755); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -163,7 +168,10 @@ func (tb *Testbed) writeConfigs() error {
 	include = %[5]s
 `, d, tb.Port, NetbiosName, tb.SocketDir, tb.Include)
 	for _, n := range ShareNames {
-		fmt.Fprintf(&b, "\n[%s]\n\tpath = %s\n\tread only = no\n", n, tb.Shares[n])
+		// Previous Versions: fsrvpd links each exposed snapshot as
+		// <PreviousVersionsDir>/<share>/@GMT-...; shadow_copy2 lists them.
+		fmt.Fprintf(&b, "\n[%s]\n\tpath = %s\n\tread only = no\n\tvfs objects = shadow_copy2\n\tshadow:snapdir = %s\n\tshadow:mountpoint = %[2]s\n",
+			n, tb.Shares[n], filepath.Join(tb.PreviousVersionsDir(), strings.ToLower(n)))
 	}
 	if err := os.WriteFile(tb.SMBConf, []byte(b.String()), 0o644); err != nil {
 		return err
@@ -198,6 +206,11 @@ func (tb *Testbed) writeConfigs() error {
 	}
 	return os.WriteFile(tb.FsrvpdConf, []byte(tb.fsrvpdTOML()), 0o644)
 }
+
+// PreviousVersionsDir is fsrvpd's samba.previous_versions_dir: the @GMT
+// links of the base shares' Previous Versions (vfs_shadow_copy2's
+// shadow:snapdir is <PreviousVersionsDir>/<share>).
+func (tb *Testbed) PreviousVersionsDir() string { return filepath.Join(tb.Dir, "previous-versions") }
 
 // defaultPipes are Samba 4.17's ncacn_np pipes (Debian 12), used when
 // rpcd_* --list-interfaces cannot be run.
@@ -261,7 +274,7 @@ log_level = "debug"
 		}
 		fmt.Fprintf(&b, "[storage.dir]\nvolumes = [%s]\n", strings.Join(vols, ", "))
 	}
-	fmt.Fprintf(&b, "\n[samba]\nenabled = true\nsmb_conf = %q\ninclude_file = %q\nsocket_dir = %q\n",
-		tb.SMBConf, tb.Include, tb.SocketDir)
+	fmt.Fprintf(&b, "\n[samba]\nenabled = true\nsmb_conf = %q\ninclude_file = %q\nsocket_dir = %q\nprevious_versions_dir = %q\n",
+		tb.SMBConf, tb.Include, tb.SocketDir, tb.PreviousVersionsDir())
 	return b.String()
 }

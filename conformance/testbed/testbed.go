@@ -15,6 +15,8 @@
 //	                               symlink to samba-dcerpcd's in ncalrpc/np
 //	vol/vol1/share1 vol/vol2/share2 vol/vol3/fsrvp_share   (dir backend)
 //	btrfs.img, mnt/{vol1,vol2,vol3,snapshots}              (btrfs backend)
+//	previous-versions/<share>/     fsrvpd's @GMT links to exposed snapshots,
+//	                               the base shares' shadow_copy2 snapdir
 //	fsrvpd/                        fsrvpd's state directory
 //	log/                           smbd's and fsrvpd's logs
 //	testbed.json                   what Up started, for Load and Down
