@@ -5,8 +5,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/fsrvpd/fsrvpd/client"
 )
 
 // TestbedTarget makes the Target of a testbed (package testbed) from its
@@ -32,7 +30,6 @@ func TestbedTarget(env map[string]string, cfg NPConfig) (Target, error) {
 		}
 	}
 	host := env["ADDR"]
-	cfg.Client = append([]client.Option{client.WithShareHost(host)}, cfg.Client...)
 	tg := Target{
 		Name:        fmt.Sprintf("%s (SMB port %d)", NPBinding(host, pipeOr(cfg.Pipe)), port),
 		Dial:        NPDialer(host, port, env["USER"], env["PASSWORD"], cfg),

@@ -4,6 +4,11 @@
 //	fsrvp-conformance run -target 127.0.0.1:41345 -shares share1,share2 \
 //	    [-same-volume-share share3] [-timer 1s] [-second-client 127.0.0.2] \
 //	    [-share-host HOST] [-retry-limit 5] [-run REGEX] [-json] [-v]
+//	fsrvp-conformance run -target ncacn_np:HOST[FssagentRpc] -smb-port PORT \
+//	    -user U -password P -shares share1,share2 [flags]
+//	fsrvp-conformance run -testbed /tmp/fsrvpd-testbed [-smbtorture] \
+//	    [-junit FILE] [-markdown FILE]
+//	fsrvp-conformance smbtorture -testbed DIR [-junit FILE] [-markdown FILE]
 //	fsrvp-conformance list [-run REGEX] [-json]
 //	fsrvp-conformance testbed up|status|down [-dir D] [flags]
 //
@@ -16,6 +21,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -25,6 +31,7 @@ import (
 	"os"
 	"os/signal"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -33,10 +40,14 @@ import (
 
 	"github.com/fsrvpd/fsrvpd/client"
 	"github.com/fsrvpd/fsrvpd/conformance"
+	"github.com/fsrvpd/fsrvpd/conformance/testbed"
 )
 
 const usage = `Usage:
   fsrvp-conformance run -target HOST:PORT -shares SHARE1,SHARE2 [flags]
+  fsrvp-conformance run -target ncacn_np:HOST[FssagentRpc] -smb-port PORT -user U -password P -shares S1,S2 [flags]
+  fsrvp-conformance run -testbed DIR [-smbtorture] [flags]
+  fsrvp-conformance smbtorture -testbed DIR | -target ncacn_np:HOST -smb-port PORT -user U -password P [flags]
   fsrvp-conformance list [-run REGEX] [-json]
   fsrvp-conformance testbed up|status|down [flags]   (testbed help: details)
 
@@ -44,11 +55,28 @@ run checks an FSRVP server against MS-FSRVP: return codes, check order,
 state machine, share mappings, the message sequence timer. Every check
 cleans up what it creates. Nobody else may use the server meanwhile.
 
+Targets: HOST:PORT or ncacn_ip_tcp:HOST[PORT] dial FSRVP over TCP;
+ncacn_np:HOST[PIPE] opens the pipe (default FssagentRpc) through the SMB
+server on HOST:-smb-port as -user/-password (NTLM). -testbed DIR takes
+target, port, account, shares and timer from DIR/testbed.json (written by
+"fsrvp-conformance testbed up"); explicit flags override them.
+
+smbtorture runs Samba's "smbtorture rpc.fsrvp" (one process) against the
+same kind of target and reports its tests as checks smbtorture/<test>;
+run -smbtorture adds them to the checks' report.
+
+Output: a table on stdout, or JSON (-json); -junit FILE and -markdown FILE
+write JUnit XML and a Markdown report as well.
+
 Exit status: 0 nothing failed, 1 a check failed, 2 usage error.
 `
 
-// runChecks is conformance.Run; tests replace it.
-var runChecks = conformance.Run
+// runChecks is conformance.Run, runTorture conformance.RunSmbtorture;
+// tests replace them.
+var (
+	runChecks  = conformance.Run
+	runTorture = conformance.RunSmbtorture
+)
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -57,13 +85,17 @@ func main() {
 	os.Exit(code)
 }
 
-// options are the flags of run and list.
+// options are the flags of run, smbtorture and list.
 type options struct {
 	target, shares, sameVolume, secondClient, shareHost string
+	testbedDir, user, password, clientConf, tortureBin  string
+	smbPort                                             int
 	timer, callTimeout                                  time.Duration
 	retryLimit                                          int
 	runRE                                               *regexp.Regexp
-	json, verbose                                       bool
+	json, verbose, smbtorture                           bool
+	junit, markdown                                     string
+	set                                                 map[string]bool // flags given
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -86,31 +118,101 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "fsrvp-conformance: %v\n", err)
 		return 2
 	}
+	var rep conformance.Report
 	switch cmd {
 	case "list":
 		return list(opts, stdout)
 	case "run":
-		tg, err := opts.buildTarget()
+		env, err := opts.testbedEnv()
 		if err != nil {
 			fmt.Fprintf(stderr, "fsrvp-conformance: %v\n", err)
 			return 2
 		}
-		rep := runChecks(ctx, tg, opts.runRE)
-		if opts.json {
-			enc := json.NewEncoder(stdout)
-			enc.SetIndent("", "  ")
-			if err := enc.Encode(rep); err != nil {
-				fmt.Fprintf(stderr, "fsrvp-conformance: %v\n", err)
-			}
-		} else {
-			writeTable(stdout, rep, opts.verbose)
+		tg, err := opts.buildTarget(env)
+		if err != nil {
+			fmt.Fprintf(stderr, "fsrvp-conformance: %v\n", err)
+			return 2
 		}
-		if !rep.OK() {
+		var tc conformance.TortureConfig
+		if opts.smbtorture {
+			if tc, err = opts.tortureConfig(env); err != nil {
+				fmt.Fprintf(stderr, "fsrvp-conformance: %v\n", err)
+				return 2
+			}
+		}
+		rep = runChecks(ctx, tg, opts.runRE)
+		if opts.smbtorture {
+			trep, out, err := runTorture(ctx, tc)
+			if err != nil {
+				fmt.Fprintf(stderr, "fsrvp-conformance: %v\n%s", err, out)
+				trep = conformance.FoldTorture(nil, conformance.TortureTests)
+			}
+			rep.Merge(trep)
+		}
+	case "smbtorture":
+		env, err := opts.testbedEnv()
+		if err != nil {
+			fmt.Fprintf(stderr, "fsrvp-conformance: %v\n", err)
+			return 2
+		}
+		tc, err := opts.tortureConfig(env)
+		if err != nil {
+			fmt.Fprintf(stderr, "fsrvp-conformance: %v\n", err)
+			return 2
+		}
+		var out string
+		rep, out, err = runTorture(ctx, tc)
+		if err != nil {
+			fmt.Fprintf(stderr, "fsrvp-conformance: %v\n%s", err, out)
 			return 1
 		}
-		return 0
+		if opts.verbose {
+			fmt.Fprint(stderr, out)
+		}
+	default:
+		return 2 // unreachable: parseFlags rejects other commands
 	}
-	return 2 // unreachable: parseFlags rejects other commands
+	code := 0
+	if !rep.OK() {
+		code = 1
+	}
+	if err := writeReports(rep, opts, stdout); err != nil {
+		fmt.Fprintf(stderr, "fsrvp-conformance: %v\n", err)
+		code = 1
+	}
+	return code
+}
+
+// writeReports prints the table or JSON and writes the -junit and
+// -markdown files.
+func writeReports(rep conformance.Report, opts options, stdout io.Writer) error {
+	if opts.json {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			return err
+		}
+	} else {
+		writeTable(stdout, rep, opts.verbose)
+	}
+	var errs []error
+	for _, f := range []struct {
+		path  string
+		write func(io.Writer, conformance.Report) error
+	}{{opts.junit, conformance.WriteJUnit}, {opts.markdown, conformance.WriteMarkdown}} {
+		if f.path == "" {
+			continue
+		}
+		var buf bytes.Buffer
+		if err := f.write(&buf, rep); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := os.WriteFile(f.path, buf.Bytes(), 0o644); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func parseFlags(cmd string, args []string, stderr io.Writer) (options, error) {
@@ -118,22 +220,39 @@ func parseFlags(cmd string, args []string, stderr io.Writer) (options, error) {
 	var runExpr string
 	fs := flag.NewFlagSet("fsrvp-conformance "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&runExpr, "run", "", "run only the checks whose ID matches this regular expression")
 	fs.BoolVar(&o.json, "json", false, "print the report (or the list) as JSON")
+	if cmd == "list" || cmd == "run" {
+		fs.StringVar(&runExpr, "run", "", "run only the checks whose ID matches this regular expression")
+	}
+	connection := func() {
+		fs.StringVar(&o.testbedDir, "testbed", "", "take target, port, account, shares and timer from DIR/testbed.json (fsrvp-conformance testbed up)")
+		fs.IntVar(&o.smbPort, "smb-port", 0, "SMB port of an ncacn_np target (default 445)")
+		fs.StringVar(&o.user, "user", "", "user of an ncacn_np target (DOMAIN\\user works)")
+		fs.StringVar(&o.password, "password", "", "password of -user")
+		fs.DurationVar(&o.timer, "timer", 0, "the server's shortened message sequence timer (enables the timer checks)")
+		fs.StringVar(&o.junit, "junit", "", "also write the report as JUnit XML to this file")
+		fs.StringVar(&o.markdown, "markdown", "", "also write the report as Markdown to this file")
+		fs.BoolVar(&o.verbose, "v", false, "print each check's log (smbtorture: its output, on stderr)")
+		fs.StringVar(&o.clientConf, "client-conf", "", "smb.conf for smbtorture (--configfile; default: the testbed's CLIENT_CONF)")
+		fs.StringVar(&o.tortureBin, "smbtorture-bin", "smbtorture", "the smbtorture to run")
+	}
 	switch cmd {
 	case "list":
 	case "run":
-		fs.StringVar(&o.target, "target", "", "server address HOST:PORT (required)")
-		fs.StringVar(&o.shares, "shares", "", "two or more share names on different volumes, comma-separated (required)")
+		connection()
+		fs.StringVar(&o.target, "target", "", "server: HOST:PORT, ncacn_ip_tcp:HOST[PORT] or ncacn_np:HOST[PIPE] (required without -testbed)")
+		fs.StringVar(&o.shares, "shares", "", "two or more share names on different volumes, comma-separated (required without -testbed)")
 		fs.StringVar(&o.sameVolume, "same-volume-share", "", "a share on the volume of the first share (enables the same-volume checks)")
-		fs.DurationVar(&o.timer, "timer", 0, "the server's shortened message sequence timer (enables the timer checks)")
-		fs.StringVar(&o.secondClient, "second-client", "", "a local IP address to dial from as a second client, e.g. 127.0.0.2")
+		fs.StringVar(&o.secondClient, "second-client", "", "a local IP address to dial from as a second client, e.g. 127.0.0.2 (TCP targets)")
 		fs.StringVar(&o.shareHost, "share-host", "", `host part of the UNC names sent (default: the target's host)`)
 		fs.IntVar(&o.retryLimit, "retry-limit", conformance.DefaultRetryLimit, "the server's SetContext retry limit, -1 for none")
 		fs.DurationVar(&o.callTimeout, "call-timeout", time.Minute, "limit of one RPC call")
-		fs.BoolVar(&o.verbose, "v", false, "print each check's log")
+		fs.BoolVar(&o.smbtorture, "smbtorture", false, "also run smbtorture rpc.fsrvp (ncacn_np targets) and report its tests")
+	case "smbtorture":
+		connection()
+		fs.StringVar(&o.target, "target", "", "the SMB server: ncacn_np:HOST (required without -testbed)")
 	default:
-		return o, fmt.Errorf("unknown command %q (want run or list)", cmd)
+		return o, fmt.Errorf("unknown command %q (want run, smbtorture or list)", cmd)
 	}
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -141,6 +260,8 @@ func parseFlags(cmd string, args []string, stderr io.Writer) (options, error) {
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
+	o.set = map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { o.set[f.Name] = true })
 	if runExpr != "" {
 		re, err := regexp.Compile(runExpr)
 		if err != nil {
@@ -148,54 +269,151 @@ func parseFlags(cmd string, args []string, stderr io.Writer) (options, error) {
 		}
 		o.runRE = re
 	}
-	if cmd == "run" {
-		if o.target == "" {
-			return o, errors.New("-target is required")
+	if o.smbPort < 0 || o.smbPort > 65535 {
+		return o, fmt.Errorf("-smb-port %d is not a port", o.smbPort)
+	}
+	switch cmd {
+	case "run":
+		if o.testbedDir == "" && o.target == "" {
+			return o, errors.New("-target (or -testbed) is required")
 		}
-		if o.shares == "" {
-			return o, errors.New("-shares is required")
+		if o.testbedDir == "" && o.shares == "" {
+			return o, errors.New("-shares (or -testbed) is required")
 		}
 		if o.retryLimit == 0 || o.retryLimit < -1 {
 			return o, fmt.Errorf("-retry-limit %d: must be positive, or -1 for none", o.retryLimit)
+		}
+	case "smbtorture":
+		if o.testbedDir == "" && o.target == "" {
+			return o, errors.New("-target ncacn_np:HOST (or -testbed) is required")
 		}
 	}
 	return o, nil
 }
 
-func (o options) buildTarget() (conformance.Target, error) {
-	t, err := client.ParseTarget(o.target)
+// testbedEnv is the KEY=value description of -testbed's testbed (nil
+// without -testbed).
+func (o options) testbedEnv() (map[string]string, error) {
+	if o.testbedDir == "" {
+		return nil, nil
+	}
+	tb, err := testbed.Load(o.testbedDir)
+	if err != nil {
+		return nil, fmt.Errorf("-testbed %s: %w (fsrvp-conformance testbed up -dir %[1]s)", o.testbedDir, err)
+	}
+	return tb.Env(), nil
+}
+
+// npEnv is the testbed-style description of an explicit ncacn_np target
+// (overriding env's entries with the flags given), or ok false when the
+// target is not ncacn_np.
+func (o options) npEnv(env map[string]string) (out map[string]string, pipe string, ok bool, err error) {
+	out = map[string]string{}
+	for k, v := range env {
+		out[k] = v
+	}
+	pipe = conformance.DefaultPipe
+	if o.target != "" {
+		host, p, isNP, err := conformance.ParseNPTarget(o.target)
+		if err != nil || !isNP {
+			return nil, "", false, err
+		}
+		out["ADDR"], pipe = host, p
+		if !o.set["smb-port"] {
+			out["PORT"] = "445"
+		}
+	}
+	if o.set["smb-port"] {
+		out["PORT"] = strconv.Itoa(o.smbPort)
+	}
+	if o.set["user"] {
+		out["USER"] = o.user
+	}
+	if o.set["password"] {
+		out["PASSWORD"] = o.password
+	}
+	if o.set["timer"] {
+		out["SEQ_TIMEOUT"] = ""
+		if o.timer > 0 {
+			out["SEQ_TIMEOUT"] = o.timer.String()
+		}
+	}
+	if o.set["client-conf"] {
+		out["CLIENT_CONF"] = o.clientConf
+	}
+	if o.set["shares"] {
+		out["SHARES"] = o.shares
+	}
+	if out["USER"] == "" {
+		return nil, "", true, errors.New("an ncacn_np target needs -user and -password")
+	}
+	return out, pipe, true, nil
+}
+
+func (o options) buildTarget(env map[string]string) (conformance.Target, error) {
+	npEnv, pipe, isNP, err := o.npEnv(env)
 	if err != nil {
 		return conformance.Target{}, err
 	}
-	if t.Port == "" {
-		return conformance.Target{}, fmt.Errorf("-target %q: give the port (HOST:PORT)", o.target)
-	}
-	var shares []string
-	for _, s := range strings.Split(o.shares, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			shares = append(shares, s)
+	var tg conformance.Target
+	if isNP {
+		if o.secondClient != "" {
+			return tg, errors.New("-second-client works with TCP targets only")
 		}
-	}
-	tg := conformance.Target{
-		Name:            t.String(),
-		Dial:            conformance.TCPDialer(o.target, client.WithTimeout(o.callTimeout)),
-		Shares:          shares,
-		SameVolumeShare: o.sameVolume,
-		ShareHost:       o.shareHost,
-		ServerTimer:     o.timer,
-		RetryLimit:      o.retryLimit,
-	}
-	if tg.ShareHost == "" {
-		tg.ShareHost = t.Host
-	}
-	if o.secondClient != "" {
-		d, err := conformance.TCPDialerFrom(t.String(), o.secondClient, o.callTimeout)
+		tg, err = conformance.TestbedTarget(npEnv, conformance.NPConfig{Pipe: pipe, Timeout: o.callTimeout})
 		if err != nil {
 			return tg, err
 		}
-		tg.SecondDial = d
+	} else {
+		t, err := client.ParseTarget(o.target)
+		if err != nil {
+			return tg, err
+		}
+		if t.Port == "" {
+			return tg, fmt.Errorf("-target %q: give the port (HOST:PORT)", o.target)
+		}
+		tg = conformance.Target{
+			Name:        t.String(),
+			Dial:        conformance.TCPDialer(o.target, client.WithTimeout(o.callTimeout)),
+			ShareHost:   t.Host,
+			ServerTimer: o.timer,
+		}
+		if o.secondClient != "" {
+			d, err := conformance.TCPDialerFrom(t.String(), o.secondClient, o.callTimeout)
+			if err != nil {
+				return tg, err
+			}
+			tg.SecondDial = d
+		}
+	}
+	if o.set["shares"] || !isNP {
+		tg.Shares = nil
+		for _, s := range strings.Split(o.shares, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				tg.Shares = append(tg.Shares, s)
+			}
+		}
+	}
+	tg.SameVolumeShare = o.sameVolume
+	tg.RetryLimit = o.retryLimit
+	if o.shareHost != "" {
+		tg.ShareHost = o.shareHost
 	}
 	return tg, tg.Validate()
+}
+
+// tortureConfig is how to run smbtorture against the ncacn_np target.
+func (o options) tortureConfig(env map[string]string) (conformance.TortureConfig, error) {
+	npEnv, _, isNP, err := o.npEnv(env)
+	if err != nil {
+		return conformance.TortureConfig{}, err
+	}
+	if !isNP {
+		return conformance.TortureConfig{}, fmt.Errorf("smbtorture needs an ncacn_np target, not %q", o.target)
+	}
+	tc, err := conformance.TortureTarget(npEnv)
+	tc.Binary = o.tortureBin
+	return tc, err
 }
 
 func list(o options, w io.Writer) int {
