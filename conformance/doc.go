@@ -13,6 +13,13 @@
 // Run runs the checks against a Target and returns a Report; RunCheck runs
 // one (go test subtests use it). The command fsrvp-conformance is the CLI.
 //
+// Dialers: TCPDialer (ncacn_ip_tcp) and NPDialer (ncacn_np: an SMB2 session
+// with NTLM, then \PIPE\FssagentRpc, e.g. fsrvpd behind smbd);
+// TestbedTarget makes the Target of a conformance/testbed from its
+// KEY=value description. RunSmbtorture runs Samba's smbtorture rpc.fsrvp and
+// folds its tests into a Report (IDs smbtorture/<test>). WriteJUnit and
+// WriteMarkdown render a Report.
+//
 // Requirements on the target: at least two shares on different volumes
 // (file stores), no other client using the server while the checks run,
 // and, for the timer checks, a message sequence timer shortened to a few
