@@ -104,7 +104,7 @@ func (s *Service) SetContext(_ context.Context, c Caller, context uint32) HResul
 		}
 		// Same client again: it lost track of its sequence. Discard every
 		// set still in creation and count the retry (§3.1.4.2 step 3).
-		s.purgeLocked("SetContext retry by the same client", Recovered)
+		s.purgeLocked("SetContext retry by the same client")
 		s.g.ContextSet, s.g.ClientAddress = false, ""
 		s.g.RetryCount++
 		if s.cfg.RetryLimit > 0 && s.g.RetryCount > s.cfg.RetryLimit {

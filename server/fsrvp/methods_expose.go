@@ -77,14 +77,22 @@ expose:
 		rc = FSRVP_E_WAIT_TIMEOUT
 	}
 	s.startTimer(s.cfg.ShortTimeout)
+	g := s.g
 	if rc == S_OK {
 		next.Status = Exposed
+		if s.finished(next) && !s.activeSetLocked(setID) {
+			// compat = "samba": an Exposed set ends the sequence.
+			s.g.ContextSet, s.g.ClientAddress = false, ""
+			s.stopTimer()
+		}
 		if err := s.persist(s.g, []*Set{next}, nil); err != nil {
 			rc = VSS_E_UNEXPECTED
 		}
 	}
 	if rc != S_OK {
 		undo()
+		s.g = g
+		s.startTimer(s.cfg.ShortTimeout)
 		s.persist(s.g, nil, nil)
 		return rc
 	}

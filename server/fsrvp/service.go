@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -55,9 +56,11 @@ const (
 	//     RecoveryComplete, Abort, GetShareMapping);
 	//   - DeleteShareMapping with an unknown ShadowCopyId gives E_INVALIDARG
 	//     where §3.1.4.12 says FSRVP_E_OBJECT_NOT_FOUND;
-	//   - the message sequence timer spares Exposed sets, where §3.1.5
-	//     deletes every set that is not Recovered (smbtorture's
-	//     enum_created keeps an Exposed set across a timer period).
+	//   - an Exposed set counts as finished, like a Recovered one: it does
+	//     not block StartShadowCopySet (§3.1.4.3), the message sequence timer
+	//     and a SetContext retry do not delete it (§3.1.5, §3.1.4.2), and a
+	//     successful Expose ends the sequence (ContextSet becomes FALSE).
+	//     smbtorture's enum_created keeps two Exposed sets from one client.
 	CompatSamba
 )
 
@@ -296,27 +299,21 @@ func (s *Service) expire(gen uint64) {
 	}
 	s.timer = nil
 	s.g.TimerDeadline = time.Time{}
-	// Samba's agent spares Exposed sets on expiry, and smbtorture's
-	// enum_created relies on it (see CompatSamba).
-	spare := Recovered
-	if s.cfg.Compat == CompatSamba {
-		spare = Exposed
-	}
-	n := s.purgeLocked("timer expired", spare)
+	n := s.purgeLocked("timer expired")
 	s.g.ContextSet, s.g.ClientAddress = false, ""
 	if err := s.persist(s.g, nil, nil); err == nil {
 		s.log.WithField("sets_deleted", n).Info("message sequence timer expired")
 	}
 }
 
-// purgeLocked deletes every set whose status is below spare (normally
-// Recovered: every set not Recovered) and returns how many it deleted. A set whose snapshots cannot be deleted is kept (and
+// purgeLocked deletes every set that is not finished and returns how many
+// it deleted. A set whose snapshots cannot be deleted is kept (and
 // logged) so that nothing is leaked silently; it is retried at the next
 // purge or start-up. Callers hold s.mu.
-func (s *Service) purgeLocked(why string, spare Status) int {
+func (s *Service) purgeLocked(why string) int {
 	n := 0
 	for id, set := range s.sets {
-		if set.Status >= spare {
+		if s.finished(set) {
 			continue
 		}
 		if err := s.destroyLocked(set); err != nil {
@@ -360,14 +357,21 @@ func (s *Service) destroyLocked(set *Set) error {
 	return firstErr
 }
 
-// activeSetLocked reports whether a set that is not Recovered exists.
-func (s *Service) activeSetLocked() bool {
-	for _, set := range s.sets {
-		if set.Status != Recovered {
+// activeSetLocked reports whether a set other than those in except is not
+// finished (still in creation).
+func (s *Service) activeSetLocked(except ...uuid.UUID) bool {
+	for id, set := range s.sets {
+		if !s.finished(set) && !slices.Contains(except, id) {
 			return true
 		}
 	}
 	return false
+}
+
+// finished reports whether set's creation sequence is over: Recovered, or
+// also Exposed in compat = "samba".
+func (s *Service) finished(set *Set) bool {
+	return set.Status == Recovered || (s.cfg.Compat == CompatSamba && set.Status == Exposed)
 }
 
 // endSequenceIfIdleLocked clears the context and stops the timer once no

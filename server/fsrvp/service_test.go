@@ -683,18 +683,30 @@ func TestCompatSamba(t *testing.T) {
 	}
 }
 
-func TestCompatSambaTimerSparesExposedSets(t *testing.T) {
+func TestCompatSambaExposedSetsAreFinished(t *testing.T) {
 	h := newHarness(t, func(c *Config) {
 		c.Compat = CompatSamba
 		c.ShortTimeout, c.LongTimeout = 30*time.Millisecond, 30*time.Millisecond
 	})
-	exposed := h.upTo(Exposed, CtxBackup, "share1")
+	first := h.upTo(Exposed, CtxBackup, "share1")
+	if h.s.g.ContextSet {
+		t.Fatal("Expose did not end the sequence in compat mode")
+	}
+	// Another client may start a sequence; the Exposed set does not block it.
+	must(t, "SetContext bob", h.s.SetContext(ctx, bob, CtxBackup))
+	second, rc := h.s.StartShadowCopySet(ctx, bob, uuid.New())
+	must(t, "Start while a set is Exposed", rc)
+	// A SetContext retry and the timer delete only the set in creation.
+	must(t, "SetContext retry", h.s.SetContext(ctx, bob, CtxBackup))
+	if _, ok := h.status(second); ok {
+		t.Fatal("set in creation survived the retry")
+	}
 	eventually(t, "context reset by the timer", func() bool {
 		h.s.mu.Lock()
 		defer h.s.mu.Unlock()
 		return !h.s.g.ContextSet
 	})
-	if st, ok := h.status(exposed.set); !ok || st != Exposed {
-		t.Fatalf("exposed set after expiry: %v %v", st, ok)
+	if st, ok := h.status(first.set); !ok || st != Exposed {
+		t.Fatalf("exposed set: %v %v", st, ok)
 	}
 }
