@@ -54,6 +54,28 @@
 // dataset, not its children. Config.Datasets limits the datasets the
 // backend serves and lists; clones are never volumes.
 //
+// # Recursive snapshots
+//
+// With Config.Recursive, mounts of descendant datasets below the volume's
+// root are accepted (other mounts, and a volume that contains the clone
+// parent, stay unsupported). If the volume has such children, Create runs
+// `zfs snapshot -r -o org.fsrvpd:state=creating <dataset>@fsrvp-<id>`, one
+// command and one instant for the whole tree (zfs-fuse 0.7 has -r), holds
+// every snapshot of the tree, and exposes it through clones whatever
+// .zfs/snapshot offers (that view shows one dataset): the volume's clone
+// <pool>/<CloneParent>/fsrvp-<id>, then, parents first, one clone per
+// child mounted below the volume, <clone>/<n>, with
+// mountpoint=<clone's mountpoint>/<the child's path relative to the
+// volume root>. The snapshots of descendants under the same id are members
+// of the snapshot of their topmost ancestor: List and Stat report the tree
+// as one snapshot, finished when that snapshot's state says so.
+// SetReadOnly sets the children's clones read-only before the volume's.
+// Delete first marks the tree "creating" again (so that a crash midway
+// leaves a leftover, never a snapshot with missing children), destroys the
+// children's clones deepest mount first, the volume's clone, then releases
+// and destroys the snapshots. In a CreateBatch, the recursive and the plain
+// snapshots of one pool are taken by two commands.
+//
 // # Commands
 //
 // Every command goes through one Runner (ExecRunner by default), which logs

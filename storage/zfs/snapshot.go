@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -25,6 +26,22 @@ type plan struct {
 	clone   string
 	made    bool // the snapshot exists
 	cloned  bool // the clone exists
+	// members are the descendant datasets a recursive snapshot (zfs
+	// snapshot -r) takes too; kids those mounted below the volume, which
+	// get a clone each. Both are empty for a plain snapshot.
+	members []string
+	kids    []*kid
+}
+
+// kid is a descendant dataset mounted below a volume snapshotted
+// recursively.
+type kid struct {
+	dataset string
+	rel     string // its mount point relative to the volume root
+	snap    string
+	clone   string // <parent clone>/<index>
+	mount   string // the clone's mountpoint
+	cloned  bool
 }
 
 // Create implements storage.Backend: it is a CreateBatch of one.
@@ -115,13 +132,47 @@ func (b *Backend) prepare(ctx context.Context, reqs []storage.Request) ([]*plan,
 			}
 		}
 		pl := &plan{req: r, dataset: ds, snap: ds + "@" + snapPrefix + r.ID, kind: stateSnapdir}
-		if r.Options.Writable || !hasSnapdir(r.Volume.Root) {
+		if b.recursive {
+			b.planChildren(pl, mounts, st)
+		}
+		// .zfs/snapshot shows one dataset: a recursive snapshot is cloned.
+		if r.Options.Writable || len(pl.kids) > 0 || !hasSnapdir(r.Volume.Root) {
 			pl.kind = stateClone
 			pl.clone = b.cloneParentOf(pool(ds)) + "/" + snapPrefix + r.ID
+			for i, k := range pl.kids {
+				k.clone = pl.clone + "/" + strconv.Itoa(i)
+			}
 		}
 		plans[i] = pl
 	}
 	return plans, nil
+}
+
+// planChildren fills in the members and kids of pl, a plan of
+// Config.Recursive: if descendant datasets of pl.dataset are mounted below
+// the volume, the snapshot is recursive. Descendants created after the scan
+// are snapshotted by zfs snapshot -r without a hold.
+func (b *Backend) planChildren(pl *plan, mounts []mount, st *state) {
+	var m mount
+	for _, o := range mounts {
+		if o.point == pl.req.Volume.Root && o.isZFS() && o.source == pl.dataset {
+			m = o
+		}
+	}
+	for _, o := range b.childMounts(mounts, m) {
+		rel, _ := filepath.Rel(m.point, o.point)
+		pl.kids = append(pl.kids, &kid{dataset: o.source, rel: rel, snap: o.source + "@" + snapPrefix + pl.req.ID})
+	}
+	if len(pl.kids) == 0 {
+		return
+	}
+	for name, p := range st.props {
+		if !strings.Contains(name, "@") && name != pl.dataset && datasetWithin(pl.dataset, name) &&
+			(p["type"] == "filesystem" || p["type"] == "volume") {
+			pl.members = append(pl.members, name)
+		}
+	}
+	slices.Sort(pl.members)
 }
 
 // hasSnapdir reports whether the snapshots of the dataset mounted at root
@@ -136,8 +187,12 @@ func (b *Backend) make(ctx context.Context, plans []*plan) ([]storage.Snapshot, 
 	byPool := groupBy(plans, func(p *plan) string { return pool(p.dataset) })
 	for _, g := range byPool {
 		syncfs(b.log, g)
-		if err := b.snapshot(ctx, g); err != nil {
-			return nil, err
+		// The recursive snapshots of a pool with one command, the others
+		// with another: zfs snapshot -r applies to every name.
+		for _, sub := range groupBy(g, func(p *plan) string { return strconv.FormatBool(len(p.kids) > 0) }) {
+			if err := b.snapshot(ctx, sub, len(sub[0].kids) > 0); err != nil {
+				return nil, err
+			}
 		}
 	}
 	for _, g := range byPool {
@@ -224,8 +279,11 @@ func syncfs(log *logrus.Entry, g []*plan) {
 
 // snapshot takes the snapshots of g, datasets of one pool, with one command
 // if this zfs can.
-func (b *Backend) snapshot(ctx context.Context, g []*plan) error {
+func (b *Backend) snapshot(ctx context.Context, g []*plan, recursive bool) error {
 	args := []string{"snapshot", "-o", propState + "=" + stateCreating}
+	if recursive {
+		args = []string{"snapshot", "-r", "-o", propState + "=" + stateCreating}
+	}
 	if len(g) > 1 && b.capability(&b.multiSnap) != capNo {
 		all := slices.Clone(args)
 		for _, p := range g {
@@ -262,6 +320,9 @@ func (b *Backend) hold(ctx context.Context, g []*plan) error {
 	args := []string{"hold", b.holdTag}
 	for _, p := range g {
 		args = append(args, p.snap)
+		for _, m := range p.members {
+			args = append(args, m+"@"+snapPrefix+p.req.ID)
+		}
 	}
 	_, err := b.zfsCmd(ctx, args...)
 	switch {
@@ -294,12 +355,37 @@ func (b *Backend) makeClone(ctx context.Context, p *plan) error {
 	if !p.req.Options.Writable {
 		args = append(args, "-o", "readonly=on", "-o", propReadOnly+"=on")
 	}
-	if _, err := b.zfsCmd(ctx, append(args, p.snap, p.clone)...); err != nil {
+	if _, err := b.zfsCmd(ctx, append(slices.Clone(args), p.snap, p.clone)...); err != nil {
 		return err
 	}
 	p.cloned = true
 	if !p.req.Options.Writable {
 		b.readOnlyMount(ctx, p.clone)
+	}
+	if len(p.kids) == 0 {
+		return nil
+	}
+	// Each child mounted below the volume: a clone mounted at the same
+	// relative path below the volume's clone, parents first, where the
+	// copy of the parent holds the empty directory of its mount point.
+	got, err := b.get(ctx, []string{"mountpoint"}, p.clone)
+	if err != nil {
+		return err
+	}
+	mp := got[p.clone]["mountpoint"]
+	if !filepath.IsAbs(mp) {
+		return fmt.Errorf("clone %s: mountpoint %q", p.clone, mp)
+	}
+	for _, k := range p.kids {
+		k.mount = filepath.Join(mp, k.rel)
+		kargs := append(slices.Clone(args), "-o", "mountpoint="+k.mount, k.snap, k.clone)
+		if _, err := b.zfsCmd(ctx, kargs...); err != nil {
+			return err
+		}
+		k.cloned = true
+		if !p.req.Options.Writable {
+			b.readOnlyMount(ctx, k.clone)
+		}
 	}
 	return nil
 }
@@ -336,9 +422,20 @@ func (b *Backend) rollback(ctx context.Context, plans []*plan) {
 		if !p.made {
 			continue
 		}
-		e := &entry{id: p.req.ID, dataset: p.dataset, snap: p.snap}
+		e := &entry{id: p.req.ID, dataset: p.dataset, snap: p.snap, state: stateCreating}
 		if p.cloned {
 			e.clone = p.clone
+		}
+		kids := map[string]*kid{}
+		for _, k := range p.kids {
+			kids[k.dataset] = k
+		}
+		for _, m := range p.members {
+			me := &entry{id: p.req.ID, dataset: m, snap: m + "@" + snapPrefix + p.req.ID}
+			if k := kids[m]; k != nil && k.cloned {
+				me.clone, me.cloneMount = k.clone, k.mount
+			}
+			e.members = append(e.members, me)
 		}
 		if err := b.destroy(ctx, e); err != nil {
 			b.log.WithError(err).WithField("snapshot", p.snap).Error("Removing a snapshot of a failed Create")
@@ -365,13 +462,43 @@ func (b *Backend) setCapability(c *capability, v capability, warning string) {
 }
 
 // destroy removes what e holds: the clone, the hold, then the snapshot.
-// What is already gone is not an error.
+// What is already gone is not an error. For a recursive snapshot, the
+// snapshot is first marked creating again (a crash midway leaves a
+// leftover, not a snapshot with missing children), then the clones of the
+// members go, deepest mount first, then the clone of e; then the members'
+// snapshots, then e's.
 func (b *Backend) destroy(ctx context.Context, e *entry) error {
+	if len(e.members) > 0 {
+		if e.state != stateCreating {
+			if _, err := b.zfsCmd(ctx, "set", propState+"="+stateCreating, e.snap); err != nil {
+				return err
+			}
+		}
+		ms := slices.Clone(e.members)
+		slices.SortStableFunc(ms, func(x, y *entry) int { return strings.Compare(y.cloneMount, x.cloneMount) })
+		for _, m := range ms {
+			if m.clone != "" {
+				if err := b.destroyDataset(ctx, m.clone); err != nil {
+					return err
+				}
+			}
+		}
+	}
 	if e.clone != "" {
 		if err := b.destroyDataset(ctx, e.clone); err != nil {
 			return err
 		}
 	}
+	for _, m := range e.members {
+		if err := b.destroySnapshot(ctx, m); err != nil {
+			return err
+		}
+	}
+	return b.destroySnapshot(ctx, e)
+}
+
+// destroySnapshot releases the hold of e's snapshot and destroys it.
+func (b *Backend) destroySnapshot(ctx context.Context, e *entry) error {
 	if b.capability(&b.holds) != capNo {
 		_, err := b.zfsCmd(ctx, "release", b.holdTag, e.snap)
 		switch {
@@ -428,12 +555,22 @@ func (b *Backend) SetReadOnly(ctx context.Context, id string) error {
 	if e.s.ReadOnly {
 		return nil
 	}
-	for _, prop := range []string{"readonly=on", propReadOnly + "=on"} {
-		if _, err := b.zfsCmd(ctx, "set", prop, e.clone); err != nil {
-			return fmt.Errorf("snapshot %s: %w", id, err)
+	// The clones of the members first: the clone of e says that the whole
+	// tree is read-only.
+	var clones []string
+	for _, m := range e.members {
+		if m.clone != "" {
+			clones = append(clones, m.clone)
 		}
 	}
-	b.readOnlyMount(ctx, e.clone)
+	for _, c := range append(clones, e.clone) {
+		for _, prop := range []string{"readonly=on", propReadOnly + "=on"} {
+			if _, err := b.zfsCmd(ctx, "set", prop, c); err != nil {
+				return fmt.Errorf("snapshot %s: %w", id, err)
+			}
+		}
+		b.readOnlyMount(ctx, c)
+	}
 	b.log.WithFields(logrus.Fields{"snapshot": id, "clone": e.clone}).Info("Snapshot made read-only")
 	return nil
 }

@@ -24,6 +24,11 @@ type entry struct {
 	state    string // propState of the snapshot
 	finished bool
 	s        storage.Snapshot // valid if finished
+	// cloneMount is the mountpoint of clone.
+	cloneMount string
+	// members are the snapshots of the descendant datasets taken with
+	// this one by `zfs snapshot -r` (Config.Recursive), with their clones.
+	members []*entry
 }
 
 // state is the result of a scan: the snapshots of the backend, by id
@@ -89,6 +94,7 @@ func (b *Backend) parseState(all props) *state {
 			clones[p["origin"]] = name
 		}
 	}
+	entries := map[string]*entry{} // by snapshot name
 	for name, p := range all {
 		ds, snapName, ok := strings.Cut(name, "@")
 		id, ours := strings.CutPrefix(snapName, snapPrefix)
@@ -98,7 +104,27 @@ func (b *Backend) parseState(all props) *state {
 		e := &entry{id: id, dataset: ds, snap: name, state: p[propState]}
 		if c := clones[name]; c != "" && all[c][propID] == id {
 			e.clone = c
+			e.cloneMount = all[c]["mountpoint"]
 		}
+		entries[name] = e
+	}
+	// The snapshot of a descendant dataset under the same id is a member
+	// of the snapshot of its topmost ancestor (zfs snapshot -r): the ids
+	// are unique, so it cannot be a snapshot of its own.
+	tops := map[string]*entry{}
+	for name, e := range entries {
+		for d := parentDataset(e.dataset); d != ""; d = parentDataset(d) {
+			if a := entries[d+"@"+snapPrefix+e.id]; a != nil {
+				tops[name] = a
+			}
+		}
+	}
+	for name, top := range tops {
+		top.members = append(top.members, entries[name])
+		delete(entries, name)
+	}
+	for _, e := range entries {
+		id, ds, p := e.id, e.dataset, all[e.snap]
 		dp := all[ds]
 		e.s = storage.Snapshot{
 			ID:         id,
@@ -127,6 +153,15 @@ func (b *Backend) parseState(all props) *state {
 		}
 	}
 	return st
+}
+
+// parentDataset returns the parent of dataset ds, or "" for a pool.
+func parentDataset(ds string) string {
+	i := strings.LastIndexByte(ds, '/')
+	if i < 0 {
+		return ""
+	}
+	return ds[:i]
 }
 
 // finished returns the finished snapshot of id, or nil.

@@ -32,7 +32,13 @@ func newBackend(t testing.TB, cfg zfs.Config) *zfs.Backend {
 	return b
 }
 
-func TestSuite(t *testing.T) {
+func TestSuite(t *testing.T) { runSuite(t, false) }
+
+// TestSuiteRecursive runs the suite with Config.Recursive: a volume without
+// child datasets behaves as without it.
+func TestSuiteRecursive(t *testing.T) { runSuite(t, true) }
+
+func runSuite(t *testing.T, recursive bool) {
 	p := storagetest.ZFSPool(t)
 	var n atomic.Int32
 	storagetest.Run(t, func(t *testing.T) storagetest.Fixture {
@@ -40,6 +46,7 @@ func TestSuite(t *testing.T) {
 		_, r0 := p.Dataset(t, c+"/v0")
 		_, r1 := p.Dataset(t, c+"/v1")
 		cfg := caseConfig(t, p, c)
+		cfg.Recursive = recursive
 		b := newBackend(t, cfg)
 		t.Cleanup(func() {
 			deleteAll(t, newBackend(t, cfg))

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
@@ -63,6 +64,13 @@ type Config struct {
 	// HoldTag is the tag of the hold that keeps other tools from destroying
 	// an exposed snapshot; empty means DefaultHoldTag.
 	HoldTag string
+	// Recursive accepts volumes with child datasets mounted below their
+	// root (other mounts stay unsupported). The snapshot of such a volume
+	// is `zfs snapshot -r`, atomic for the whole tree, exposed through
+	// clones: the volume's, and one per child mounted below it, mounted at
+	// the same relative path inside the volume's clone. A volume without
+	// such children is snapshotted as without Recursive.
+	Recursive bool
 }
 
 // Backend is the ZFS storage backend. See the package documentation.
@@ -75,6 +83,7 @@ type Backend struct {
 	holdTag     string
 	locks       idLocks
 	mountinfo   string // path of the mountinfo file; tests change it
+	recursive   bool
 
 	mu           sync.Mutex
 	multiSnap    capability // zfs snapshot a@x b@y
@@ -102,7 +111,7 @@ func New(cfg Config) (*Backend, error) {
 	b := &Backend{
 		run: cfg.Runner, zfs: cfg.ZFSPath, zpool: cfg.ZpoolPath, log: cfg.Logger,
 		cloneParent: cfg.CloneParent, holdTag: cfg.HoldTag, cloneParents: map[string]bool{},
-		mountinfo: defaultMountinfo,
+		mountinfo: defaultMountinfo, recursive: cfg.Recursive,
 	}
 	if b.log == nil {
 		l := logrus.New()
@@ -196,7 +205,8 @@ func checkID(id string) error {
 // where path is (per /proc/self/mountinfo, confirmed by zfs get); its ID is
 // the dataset's guid and its Root the mount point. A path with any mount
 // below the dataset's root, child datasets included, is unsupported: a ZFS
-// snapshot holds one dataset.
+// snapshot holds one dataset. With Config.Recursive, mounts of descendant
+// datasets below the root are accepted (see childMounts).
 func (b *Backend) Volume(ctx context.Context, path string) (storage.Volume, error) {
 	if err := ctx.Err(); err != nil {
 		return storage.Volume{}, err
@@ -220,9 +230,12 @@ func (b *Backend) Volume(ctx context.Context, path string) (storage.Volume, erro
 		return storage.Volume{}, fmt.Errorf("path %s is not on ZFS (%s): %w", path, m.fstype, storage.ErrNotSupported)
 	}
 	for _, o := range mounts {
-		if o.point != m.point && within(m.point, o.point) {
+		if o.point != m.point && within(m.point, o.point) && !(b.recursive && b.isChildMount(m, o)) {
 			return storage.Volume{}, fmt.Errorf("dataset %s has a mount point at %s: %w", m.source, o.point, storage.ErrNotSupported)
 		}
+	}
+	if b.recursive && datasetWithin(m.source, b.cloneParentOf(pool(m.source))) {
+		return storage.Volume{}, fmt.Errorf("dataset %s contains the clone parent %s: %w", m.source, b.cloneParentOf(pool(m.source)), storage.ErrNotSupported)
 	}
 	if !b.inScope(m.source) {
 		return storage.Volume{}, fmt.Errorf("dataset %s is not managed by fsrvpd: %w", m.source, storage.ErrNotSupported)
@@ -240,6 +253,27 @@ func (b *Backend) Volume(ctx context.Context, path string) (storage.Volume, erro
 		id = m.source
 	}
 	return storage.Volume{ID: id, Root: m.point}, nil
+}
+
+// isChildMount reports whether o, a mount below the volume mounted as m, is
+// a descendant dataset of m's that a recursive snapshot covers: a ZFS mount
+// of a dataset below m.source, not a clone of ours.
+func (b *Backend) isChildMount(m, o mount) bool {
+	return o.isZFS() && o.source != m.source && datasetWithin(m.source, o.source) &&
+		!datasetWithin(b.cloneParentOf(pool(m.source)), o.source)
+}
+
+// childMounts returns the mounts of descendant datasets below the volume
+// mounted as m, parents first (by mount point).
+func (b *Backend) childMounts(mounts []mount, m mount) []mount {
+	var kids []mount
+	for _, o := range mounts {
+		if o.point != m.point && within(m.point, o.point) && b.isChildMount(m, o) {
+			kids = append(kids, o)
+		}
+	}
+	slices.SortStableFunc(kids, func(x, y mount) int { return strings.Compare(x.point, y.point) })
+	return kids
 }
 
 // props are the properties of datasets, by dataset name then property
