@@ -199,9 +199,9 @@ func newBackend(cfg config.Config, log *logrus.Entry) (storage.Backend, error) {
 	case "dir":
 		return dir.New(dir.Config{Volumes: cfg.Storage.Dir.Volumes, SnapshotDir: cfg.SnapshotDir(), Logger: log})
 	case "btrfs":
-		return btrfs.New(btrfs.Config{SnapshotDir: cfg.Storage.Btrfs.SnapshotDir, Logger: log})
+		return btrfs.New(btrfs.Config{SnapshotDir: cfg.Storage.Btrfs.SnapshotDir, Recursive: cfg.Storage.Btrfs.Recursive, Logger: log})
 	case "zfs":
-		return zfs.New(zfs.Config{Datasets: cfg.Storage.ZFS.Datasets, CloneParent: cfg.Storage.ZFS.CloneParent, Logger: log})
+		return zfs.New(zfs.Config{Datasets: cfg.Storage.ZFS.Datasets, CloneParent: cfg.Storage.ZFS.CloneParent, Recursive: cfg.Storage.ZFS.Recursive, Logger: log})
 	default:
 		return nil, fmt.Errorf("storage backend %q not available", cfg.Storage.Backend)
 	}

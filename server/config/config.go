@@ -114,6 +114,10 @@ type ZFS struct {
 	// CloneParent is where clones (writable copies, and read-only exposure
 	// where .zfs/snapshot is unavailable) are made: <pool>/<clone_parent>.
 	CloneParent string `toml:"clone_parent"`
+	// Recursive accepts shares whose dataset has child datasets mounted
+	// below it: a snapshot is `zfs snapshot -r`, the children's clones
+	// mounted at the same paths.
+	Recursive bool `toml:"recursive"`
 }
 
 // Btrfs configures the btrfs backend: every share's volume is the
@@ -122,6 +126,9 @@ type Btrfs struct {
 	// SnapshotDir is where snapshots are kept: a directory on the same
 	// btrfs filesystem as the shares, outside every shared subvolume.
 	SnapshotDir string `toml:"snapshot_dir"`
+	// Recursive accepts shares whose subvolume has nested subvolumes
+	// (not mount points): they are snapshotted too, into place.
+	Recursive bool `toml:"recursive"`
 }
 
 // Dir configures the dir backend.
