@@ -99,6 +99,17 @@ func TestRecursive(t *testing.T) {
 	}
 	checkRO(rw, true)
 
+	batch, err := b.CreateBatch(t.Context(), []storage.Request{{Volume: vol, ID: "batch"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(filepath.Join(batch[0].Path, "a/child/grand/f")); err != nil || string(got) != "grand" {
+		t.Errorf("a/child/grand/f in a batch snapshot: %q, %v", got, err)
+	}
+	if err := b.Delete(t.Context(), "batch"); err != nil {
+		t.Fatal(err)
+	}
+
 	list, err := b.List(t.Context())
 	if err != nil || len(list) != 2 {
 		t.Errorf("List = %+v, %v; want the 2 snapshots only", list, err)

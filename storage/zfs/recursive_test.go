@@ -118,6 +118,25 @@ func TestRecursive(t *testing.T) {
 		}
 	}
 
+	// A batch of a recursive and a plain snapshot of one pool.
+	_, plainRoot := p.Dataset(t, c+"/plain")
+	plainVol, err := b.Volume(t.Context(), plainRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := b.CreateBatch(t.Context(), []storage.Request{{Volume: vol, ID: "b-rec"}, {Volume: plainVol, ID: "b-plain"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(filepath.Join(batch[0].Path, "child", "grand", "f")); err != nil || string(got) != "grand" {
+		t.Errorf("child/grand/f in a batch snapshot: %q, %v", got, err)
+	}
+	for _, id := range []string{"b-rec", "b-plain"} {
+		if err := b.Delete(t.Context(), id); err != nil {
+			t.Fatal(err)
+		}
+	}
+
 	for _, id := range []string{"ro", "rw"} {
 		if err := b.Delete(t.Context(), id); err != nil {
 			t.Fatal(err)
