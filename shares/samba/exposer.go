@@ -40,11 +40,13 @@ type Config struct {
 // documentation for the mechanism. It is safe for concurrent use within
 // one process; only one Exposer may own an include file.
 type Exposer struct {
-	cfg Config
-	log *logrus.Entry
-	res *Resolver
-	msg *messenger
-	sec shareSec
+	cfg   Config
+	log   *logrus.Entry
+	res   *Resolver
+	msg   *messenger
+	sec   shareSec
+	reg   bool   // registry shares = yes: mirror our shares there (registry.go)
+	regDB string // <state directory>/registry.tdb
 
 	mu      sync.Mutex
 	byName  map[string]exposed // by lower-case name
@@ -101,6 +103,7 @@ func New(ctx context.Context, cfg Config) (*Exposer, error) {
 		res: newResolver(sm, g, cfg.ResolverTTL, cfg.IncludeFile),
 		msg: newMessenger(g["lock directory"]),
 		sec: shareSec{db: filepath.Join(g["state directory"], "share_info.tdb")},
+		reg: yes(g["registry shares"]), regDB: filepath.Join(g["state directory"], "registry.tdb"),
 	}
 	if e.byName, e.pending, err = readInclude(cfg.IncludeFile); err != nil {
 		return nil, err
@@ -129,7 +132,12 @@ func New(ctx context.Context, cfg Config) (*Exposer, error) {
 		e.msg.closeShare(k)
 	}
 	links := e.reconcileLinks()
-	e.log.WithFields(logrus.Fields{"shares": len(e.byName), "reconciled": len(stale), "links_removed": links}).Debug("Samba exposer ready")
+	regDel, regPut, err := e.regReconcile(ctx)
+	if err != nil {
+		e.log.WithError(err).Warn("Cannot reconcile the registry copies of the shares (srvsvc may not see them)")
+	}
+	e.log.WithFields(logrus.Fields{"shares": len(e.byName), "reconciled": len(stale), "links_removed": links,
+		"registry_mirror": e.reg, "registry_deleted": regDel, "registry_written": regPut}).Debug("Samba exposer ready")
 	return e, nil
 }
 
@@ -234,10 +242,19 @@ func (e *Exposer) Expose(ctx context.Context, s shares.Share) error {
 		return err
 	}
 	e.addLink(x)
+	f := logrus.Fields{"share": s.Name, "path": s.Path, "read_only": s.ReadOnly, "sd": sd != nil}
+	if e.reg {
+		// Before the reload: smbd reads registry shares too.
+		d, err := timed(func() error { return e.regImport(ctx, x) })
+		if err != nil {
+			e.log.WithError(err).WithField("share", s.Name).Warn("Cannot copy the share to the registry: srvsvc does not see it until List repairs it")
+		}
+		f["registry_ms"] = float64(d.Microseconds()) / 1000
+	}
 	if err := e.msg.reloadConfig(); err != nil {
 		e.log.WithError(err).Warn("Cannot tell smbd to reload: the share reaches new connections only")
 	}
-	e.log.WithFields(logrus.Fields{"share": s.Name, "path": s.Path, "read_only": s.ReadOnly, "sd": sd != nil}).Info("Share exposed")
+	e.log.WithFields(f).Info("Share exposed")
 	return nil
 }
 
@@ -258,11 +275,23 @@ func (e *Exposer) SetReadOnly(ctx context.Context, name string, readOnly bool) e
 	if x.ReadOnly == readOnly {
 		return nil
 	}
+	if e.reg {
+		// First, and it must succeed: smbd reads registry shares too, and
+		// the registry's access mode would win at the next reload.
+		if err := e.regSetReadOnly(ctx, x.Name, readOnly); err != nil {
+			return fmt.Errorf("share %q: registry copy: %w", x.Name, err)
+		}
+	}
 	x.ReadOnly = readOnly
 	e.byName[k] = x
 	if err := e.write(); err != nil {
 		x.ReadOnly = !readOnly
 		e.byName[k] = x
+		if e.reg {
+			if err := e.regSetReadOnly(ctx, x.Name, !readOnly); err != nil {
+				e.log.WithError(err).WithField("share", x.Name).Warn("Cannot restore the share's registry copy: List repairs it")
+			}
+		}
 		return err
 	}
 	if err := e.msg.reloadConfig(); err != nil {
@@ -297,6 +326,13 @@ func (e *Exposer) Remove(ctx context.Context, name string) error {
 	}
 	e.removeLink(x)
 	var errs []error
+	if e.reg {
+		// Before the reload: smbd reads registry shares too. Also deletes
+		// the SD, which is deleted below anyway.
+		if err := e.regDelete(ctx, x.Name); err != nil {
+			errs = append(errs, fmt.Errorf("deleting its registry copy: %w", err))
+		}
+	}
 	if err := e.msg.reloadConfig(); err != nil {
 		errs = append(errs, err)
 	}
@@ -327,6 +363,9 @@ func (e *Exposer) List(ctx context.Context) ([]shares.Share, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.reconcileLinks()
+	if _, _, err := e.regReconcile(ctx); err != nil {
+		e.log.WithError(err).Warn("Cannot reconcile the registry copies of the shares (srvsvc may not see them)")
+	}
 	list := make([]shares.Share, 0, len(e.byName))
 	for _, x := range e.sorted() {
 		list = append(list, x.Share)
