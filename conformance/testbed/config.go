@@ -165,6 +165,10 @@ func (tb *Testbed) writeConfigs() error {
 	# the other pipes are symlinks to samba-dcerpcd's.
 	rpc start on demand helpers = yes
 	external_rpc_pipe:socket_dir = %[4]s
+	# srvsvc (rpcd_classic) loads smb.conf once and ignores reloads, but it
+	# loads registry shares on demand: fsrvpd mirrors its snapshot shares
+	# there (shares/samba). No "include = registry".
+	registry shares = yes
 	include = %[5]s
 `, d, tb.Port, NetbiosName, tb.SocketDir, tb.Include)
 	for _, n := range ShareNames {
