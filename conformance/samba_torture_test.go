@@ -19,35 +19,25 @@ var tortureTests = []string{"share_sd", "seq_timeout", "enum_created", "sc_share
 	"sc_set_abort", "create_simple", "set_ctx", "get_version", "is_path_supported"}
 
 // Known failures, shared by both modes; each is explained, none hidden.
-var tortureKnownCommon = map[string]string{
-	// srvsvc is samba-dcerpcd's rpcd_classic: it loads smb.conf once and
-	// ignores MSG_SMB_CONF_UPDATED (smbcontrol reload-config too), so shares
-	// added to fsrvpd's include file after it started are WERR_INVALID_NAME
-	// to NetShareGetInfo (a fresh rpcd_classic sees them). Samba's own agent
-	// uses registry shares, which find_service loads on demand.
-	"share_sd": "srvsvc (rpcd_classic) does not see include-file shares added after it started: NetShareGetInfo(snapshot share) = WERR_INVALID_NAME",
-	// Previous Versions work: the testbed's base shares run shadow_copy2
-	// over fsrvpd's @GMT links (samba.previous_versions_dir), asserted in
-	// TestSambaRpcclient. But (1) share_sd fails after its Expose and leaves
-	// that set exposed (no timer after Expose in compat samba, as Samba),
-	// so FSCTL_SRV_ENUM_SNAPS counts 1 where the test wants 0; and (2) run
-	// without share_sd, the second create gets StartShadowCopySet =
-	// FSRVP_E_SHADOW_COPY_SET_IN_PROGRESS: server/fsrvp counts an Exposed
-	// set without RecoveryComplete as in progress (Samba's sc_set_active
-	// does not), and its SetContext retry purge would delete it too.
-	"enum_created": "Previous Versions listed, but share_sd's leaked exposed snapshot makes the first FSCTL_SRV_ENUM_SNAPS count 1 (want 0); alone: second StartShadowCopySet = 0x80042316 (an Exposed set counts as in progress)",
-	// enum_created fails with testfss.dat open with delete-on-close, on
-	// the tree connect the suite shares; sc_share_io then cannot open it.
-	// Run alone it passes (asserted below in compat mode).
-	"sc_share_io": "knock-on of enum_created in the one-process run: testfss.dat is NT_STATUS_DELETE_PENDING",
-}
+// None left: share_sd passes since shares/samba mirrors snapshot shares
+// into the registry (the testbed has "registry shares = yes"), which
+// srvsvc (samba-dcerpcd's rpcd_classic, deaf to reloads) loads on demand;
+// enum_created and sc_share_io since an Exposed set no longer blocks Start
+// in compat "samba" mode.
+var tortureKnownCommon = map[string]string{}
 
-// Additional failures of spec mode: Samba's deviations that smbtorture
-// encodes (fsrvp.CompatSamba).
+// Failures of spec mode: Samba's deviations that smbtorture encodes
+// (fsrvp.CompatSamba), and what they knock on.
 var tortureKnownSpec = map[string]string{
 	"bad_id":      "DeleteShareMapping(unknown ShadowCopyId) is FSRVP_E_OBJECT_NOT_FOUND per §3.1.4.12; smbtorture wants Samba's E_INVALIDARG",
 	"seq_timeout": "Add to a timed-out set is FSRVP_E_SHADOWCOPYSET_ID_MISMATCH per §3.1.4.4; smbtorture wants Samba's E_INVALIDARG",
 	"sc_share_io": "GetShareMapping's ShadowCopyShareName is a UNC name (§2.2.1.1); smbtorture tree-connects to it as a bare share name: NT_STATUS_BAD_NETWORK_NAME",
+	// Passes in compat mode with the same server and share mirror: the only
+	// difference is the UNC ShadowCopyShareName, which smbtorture passes to
+	// NetShareGetInfo as the share name.
+	"share_sd": "smbtorture passes GetShareMapping's UNC ShadowCopyShareName (§2.2.1.1) to NetShareGetInfo as a bare share name: WERR_INVALID_NAME",
+	// share_sd fails after its Expose and leaves that set exposed.
+	"enum_created": "knock-on of share_sd: its leaked exposed snapshot makes the first FSCTL_SRV_ENUM_SNAPS count 1 (want 0)",
 }
 
 // TestSambaSmbtorture runs smbtorture rpc.fsrvp as one process against
@@ -91,7 +81,7 @@ func TestSambaSmbtorture(t *testing.T) {
 				case r.Outcome == "success":
 					passed = append(passed, name)
 					if why, ok := known[name]; ok {
-						t.Logf("%s passes although listed as a known failure (%s): update the list", name, why)
+						t.Errorf("%s passes although listed as a known failure (%s): update the list", name, why)
 					}
 				case known[name] != "":
 					t.Logf("known failure %s: %s\n    smbtorture: %s", name, known[name], r.Reason)
@@ -106,7 +96,10 @@ func TestSambaSmbtorture(t *testing.T) {
 			if mode != "samba" {
 				return
 			}
-			// sc_share_io passes on its own: its suite failure is enum_created's.
+			if len(passed) != len(tortureTests) {
+				t.Errorf("compat samba: %d/%d pass, want all", len(passed), len(tortureTests))
+			}
+			// sc_share_io passes on its own too.
 			res, out, err = bed.Smbtorture(ctx, "rpc.fsrvp.fsrvp.sc_share_io")
 			if err != nil || len(res) != 1 || res[0].Outcome != "success" {
 				t.Errorf("sc_share_io alone: %v %+v\n%s", err, res, out)
