@@ -55,7 +55,7 @@ func (b *Backend) CreateBatch(ctx context.Context, reqs []storage.Request) ([]st
 	// Lock in sorted order: two batches sharing ids cannot deadlock.
 	sorted := slices.Sorted(slices.Values(ids))
 	for _, id := range sorted {
-		unlock := b.locks.lock(id)
+		unlock := b.locks.Lock(id)
 		defer unlock()
 	}
 	for i, r := range reqs {

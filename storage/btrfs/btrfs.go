@@ -14,7 +14,12 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/fsrvpd/fsrvpd/storage"
+	"github.com/fsrvpd/fsrvpd/storage/internal/fsutil"
 )
+
+// mountinfoPath is read by Volume; a variable so tests can point it at a
+// fixture.
+var mountinfoPath = fsutil.DefaultMountinfo
 
 // Name is the backend's name, as Backend.Name returns it.
 const Name = "btrfs"
@@ -48,7 +53,7 @@ type Backend struct {
 	snapDir string
 	fsid    [16]byte
 	log     *logrus.Entry
-	locks   idLocks
+	locks   fsutil.IDLocks
 	// recursive is Config.Recursive.
 	recursive bool
 }
@@ -170,7 +175,7 @@ func (b *Backend) Volume(ctx context.Context, path string) (storage.Volume, erro
 	if err != nil {
 		return storage.Volume{}, fmt.Errorf("volume %s: GET_SUBVOL_INFO: %w", root, err)
 	}
-	if within(root, b.snapDir) {
+	if fsutil.Within(root, b.snapDir) {
 		return storage.Volume{}, fmt.Errorf("volume %s contains the snapshot dir %s: %w", root, b.snapDir, storage.ErrNotSupported)
 	}
 	if nested, err := hasChildSubvolumes(int(f.Fd())); err != nil {
@@ -178,7 +183,7 @@ func (b *Backend) Volume(ctx context.Context, path string) (storage.Volume, erro
 	} else if nested && !b.recursive {
 		return storage.Volume{}, fmt.Errorf("volume %s has nested subvolumes: %w", root, storage.ErrNotSupported)
 	}
-	if m, err := mountBelow(root); err != nil {
+	if m, err := fsutil.MountBelowIn(mountinfoPath, root); err != nil {
 		return storage.Volume{}, fmt.Errorf("volume %s: %w", root, err)
 	} else if m != "" {
 		return storage.Volume{}, fmt.Errorf("volume %s has a mount point at %s: %w", root, m, storage.ErrNotSupported)
@@ -268,7 +273,7 @@ func (b *Backend) Create(ctx context.Context, vol storage.Volume, id string, opt
 		return storage.Snapshot{}, err
 	}
 	defer src.Close()
-	unlock := b.locks.lock(id)
+	unlock := b.locks.Lock(id)
 	defer unlock()
 	dir, err := b.prepare(vol, id)
 	if err != nil {
@@ -368,7 +373,7 @@ func (b *Backend) SetReadOnly(ctx context.Context, id string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	unlock := b.locks.lock(id)
+	unlock := b.locks.Lock(id)
 	defer unlock()
 	f, err := b.openSnapshot(id)
 	if err != nil {
@@ -425,7 +430,7 @@ func (b *Backend) Delete(ctx context.Context, id string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	unlock := b.locks.lock(id)
+	unlock := b.locks.Lock(id)
 	defer unlock()
 	if _, err := os.Lstat(b.idDir(id)); errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("snapshot %s: %w", id, storage.ErrNotFound)
@@ -551,7 +556,7 @@ func (b *Backend) List(ctx context.Context) ([]storage.Snapshot, error) {
 // no operation on id is running. Failures are logged: the next List
 // retries.
 func (b *Backend) removeLeftovers(id string) {
-	unlock, ok := b.locks.tryLock(id)
+	unlock, ok := b.locks.TryLock(id)
 	if !ok {
 		return
 	}

@@ -1,7 +1,6 @@
 package btrfs
 
 import (
-	"strings"
 	"testing"
 	"unsafe"
 )
@@ -44,18 +43,5 @@ func TestFormatUUID(t *testing.T) {
 	u := [16]byte{0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0, 1, 2, 3, 4, 5, 6, 7, 8}
 	if got, want := formatUUID(u), "12345678-9abc-def0-0102-030405060708"; got != want {
 		t.Errorf("formatUUID = %s, want %s", got, want)
-	}
-}
-
-func TestMountPoints(t *testing.T) {
-	info := `22 1 0:21 / / rw - btrfs /dev/loop0 rw
-23 22 0:22 / /mnt/a\040b rw - tmpfs tmpfs rw
-`
-	got, err := mountPoints(strings.NewReader(info))
-	if err != nil || len(got) != 2 || got[1] != "/mnt/a b" {
-		t.Fatalf("mountPoints = %q, %v", got, err)
-	}
-	if _, err := mountPoints(strings.NewReader("bad line\n")); err == nil {
-		t.Error("mountPoints accepted a short line")
 	}
 }

@@ -15,7 +15,12 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/fsrvpd/fsrvpd/storage"
+	"github.com/fsrvpd/fsrvpd/storage/internal/fsutil"
 )
+
+// mountinfoPath is read by Volume; a variable so tests can point it at a
+// fixture.
+var mountinfoPath = fsutil.DefaultMountinfo
 
 // Name is the backend's name, as Backend.Name returns it.
 const Name = "dir"
@@ -47,7 +52,7 @@ type Backend struct {
 	roots   []string // cleaned, symlinks resolved
 	snapDir string
 	log     *logrus.Entry
-	locks   idLocks
+	locks   fsutil.IDLocks
 
 	statsMu sync.Mutex
 	stats   CopyStats
@@ -74,7 +79,7 @@ func New(cfg Config) (*Backend, error) {
 			return nil, fmt.Errorf("dir backend: volume: %w", err)
 		}
 		for _, other := range b.roots {
-			if within(other, root) || within(root, other) {
+			if fsutil.Within(other, root) || fsutil.Within(root, other) {
 				return nil, fmt.Errorf("dir backend: volumes %s and %s nest", other, root)
 			}
 		}
@@ -91,7 +96,7 @@ func New(cfg Config) (*Backend, error) {
 		return nil, fmt.Errorf("dir backend: snapshot dir: %w", err)
 	}
 	for _, root := range b.roots {
-		if within(root, snapDir) || within(snapDir, root) {
+		if fsutil.Within(root, snapDir) || fsutil.Within(snapDir, root) {
 			return nil, fmt.Errorf("dir backend: snapshot dir %s and volume %s nest", snapDir, root)
 		}
 	}
@@ -149,7 +154,7 @@ func (b *Backend) Volume(ctx context.Context, path string) (storage.Volume, erro
 	if root == "" {
 		return storage.Volume{}, fmt.Errorf("path %s is on no configured volume: %w", path, storage.ErrNotSupported)
 	}
-	m, err := mountBelow(root)
+	m, err := fsutil.MountBelowIn(mountinfoPath, root)
 	if err != nil {
 		return storage.Volume{}, fmt.Errorf("volume %s: %w", root, err)
 	}
@@ -163,7 +168,7 @@ func (b *Backend) Volume(ctx context.Context, path string) (storage.Volume, erro
 // "". Roots do not nest, so at most one matches.
 func (b *Backend) rootOf(p string) string {
 	for _, r := range b.roots {
-		if within(r, p) {
+		if fsutil.Within(r, p) {
 			return r
 		}
 	}
@@ -193,7 +198,7 @@ func (b *Backend) Create(ctx context.Context, vol storage.Volume, id string, opt
 	if b.rootOf(vol.Root) != vol.Root || vol.ID != vol.Root {
 		return storage.Snapshot{}, fmt.Errorf("volume %s: %w", vol.ID, storage.ErrNotFound)
 	}
-	unlock := b.locks.lock(id)
+	unlock := b.locks.Lock(id)
 	defer unlock()
 	final := b.finalDir(id)
 	if _, err := os.Lstat(final); err == nil {
@@ -289,7 +294,7 @@ func (b *Backend) SetReadOnly(ctx context.Context, id string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	unlock := b.locks.lock(id)
+	unlock := b.locks.Lock(id)
 	defer unlock()
 	m, err := b.stat(id)
 	if err != nil {
@@ -320,7 +325,7 @@ func (b *Backend) Delete(ctx context.Context, id string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	unlock := b.locks.lock(id)
+	unlock := b.locks.Lock(id)
 	defer unlock()
 	final, tmp := b.finalDir(id), b.tmpDir(id)
 	_, ferr := os.Lstat(final)
@@ -434,7 +439,7 @@ func (b *Backend) List(ctx context.Context) ([]storage.Snapshot, error) {
 // removeLeftovers removes .tmp-<id> unless an operation on id is running.
 // Failures are logged: the next List retries.
 func (b *Backend) removeLeftovers(id string) {
-	unlock, ok := b.locks.tryLock(id)
+	unlock, ok := b.locks.TryLock(id)
 	if !ok {
 		return
 	}

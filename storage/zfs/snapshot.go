@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/fsrvpd/fsrvpd/storage"
+	"github.com/fsrvpd/fsrvpd/storage/internal/fsutil"
 )
 
 // plan is one snapshot of a CreateBatch on its way.
@@ -78,7 +79,7 @@ func (b *Backend) CreateBatch(ctx context.Context, reqs []storage.Request) ([]st
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	unlock := b.locks.lock(ids...)
+	unlock := b.locks.Lock(ids...)
 	defer unlock()
 
 	plans, err := b.prepare(ctx, reqs)
@@ -102,7 +103,7 @@ func (b *Backend) CreateBatch(ctx context.Context, reqs []storage.Request) ([]st
 // removes the leftovers of interrupted Creates of those ids, and plans the
 // names.
 func (b *Backend) prepare(ctx context.Context, reqs []storage.Request) ([]*plan, error) {
-	mounts, err := b.readMountinfo()
+	mounts, err := fsutil.ReadMountinfo(b.mountinfo)
 	if err != nil {
 		return nil, err
 	}
@@ -114,8 +115,8 @@ func (b *Backend) prepare(ctx context.Context, reqs []storage.Request) ([]*plan,
 	for i, r := range reqs {
 		ds := ""
 		for _, m := range mounts {
-			if m.point == r.Volume.Root && m.isZFS() {
-				ds = m.source
+			if m.Point == r.Volume.Root && isZFS(m) {
+				ds = m.Source
 			}
 		}
 		p, ok := st.props[ds]
@@ -152,16 +153,16 @@ func (b *Backend) prepare(ctx context.Context, reqs []storage.Request) ([]*plan,
 // Config.Recursive: if descendant datasets of pl.dataset are mounted below
 // the volume, the snapshot is recursive. Descendants created after the scan
 // are snapshotted by zfs snapshot -r without a hold.
-func (b *Backend) planChildren(pl *plan, mounts []mount, st *state) {
-	var m mount
+func (b *Backend) planChildren(pl *plan, mounts []fsutil.Mount, st *state) {
+	var m fsutil.Mount
 	for _, o := range mounts {
-		if o.point == pl.req.Volume.Root && o.isZFS() && o.source == pl.dataset {
+		if o.Point == pl.req.Volume.Root && isZFS(o) && o.Source == pl.dataset {
 			m = o
 		}
 	}
 	for _, o := range b.childMounts(mounts, m) {
-		rel, _ := filepath.Rel(m.point, o.point)
-		pl.kids = append(pl.kids, &kid{dataset: o.source, rel: rel, snap: o.source + "@" + snapPrefix + pl.req.ID})
+		rel, _ := filepath.Rel(m.Point, o.Point)
+		pl.kids = append(pl.kids, &kid{dataset: o.Source, rel: rel, snap: o.Source + "@" + snapPrefix + pl.req.ID})
 	}
 	if len(pl.kids) == 0 {
 		return
@@ -395,17 +396,17 @@ func (b *Backend) makeClone(ctx context.Context, p *plan) error {
 // writes but not open(O_WRONLY). A failure is logged: zfs still refuses
 // the writes.
 func (b *Backend) readOnlyMount(ctx context.Context, ds string) {
-	mounts, err := b.readMountinfo()
+	mounts, err := fsutil.ReadMountinfo(b.mountinfo)
 	if err != nil {
 		b.log.WithError(err).Warn("Reading mountinfo")
 		return
 	}
 	for _, m := range mounts {
-		if m.source != ds || !m.isZFS() || m.ro {
+		if m.Source != ds || !isZFS(m) || m.ReadOnly {
 			continue
 		}
-		err := unix.Mount("", m.point, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY, "")
-		log := b.log.WithFields(logrus.Fields{"dataset": ds, "path": m.point})
+		err := unix.Mount("", m.Point, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY, "")
+		log := b.log.WithFields(logrus.Fields{"dataset": ds, "path": m.Point})
 		if err != nil {
 			log.WithError(err).Warn("Cannot make the mount of a read-only clone read-only")
 		} else {
@@ -542,7 +543,7 @@ func (b *Backend) SetReadOnly(ctx context.Context, id string) error {
 	if err := checkID(id); err != nil {
 		return err
 	}
-	unlock := b.locks.lock(id)
+	unlock := b.locks.Lock(id)
 	defer unlock()
 	st, err := b.scan(ctx)
 	if err != nil {
@@ -582,7 +583,7 @@ func (b *Backend) Delete(ctx context.Context, id string) error {
 	if err := checkID(id); err != nil {
 		return err
 	}
-	unlock := b.locks.lock(id)
+	unlock := b.locks.Lock(id)
 	defer unlock()
 	st, err := b.scan(ctx)
 	if err != nil {
@@ -633,7 +634,7 @@ func (b *Backend) List(ctx context.Context) ([]storage.Snapshot, error) {
 		if len(es) == 0 {
 			continue
 		}
-		unlock, ok := b.locks.tryLock(id)
+		unlock, ok := b.locks.TryLock(id)
 		if !ok {
 			continue
 		}
@@ -654,25 +655,25 @@ func (b *Backend) List(ctx context.Context) ([]storage.Snapshot, error) {
 // false if zfs does not report it.
 func (b *Backend) Usage(ctx context.Context, vol storage.Volume) (storage.VolumeUsage, error) {
 	u := storage.VolumeUsage{VolumeID: vol.ID}
-	mounts, err := b.readMountinfo()
+	mounts, err := fsutil.ReadMountinfo(b.mountinfo)
 	if err != nil {
 		return u, err
 	}
-	m, ok := mountOf(mounts, vol.Root)
-	if !ok || m.point != vol.Root || !m.isZFS() || !b.inScope(m.source) {
+	m, ok := fsutil.MountOf(mounts, vol.Root)
+	if !ok || m.Point != vol.Root || !isZFS(m) || !b.inScope(m.Source) {
 		return u, fmt.Errorf("volume %s at %s: %w", vol.ID, vol.Root, storage.ErrNotFound)
 	}
-	p, err := b.get(ctx, []string{"guid", "usedbysnapshots"}, m.source)
+	p, err := b.get(ctx, []string{"guid", "usedbysnapshots"}, m.Source)
 	if errors.Is(err, ErrUsage) {
 		return u, nil
 	}
 	if err != nil {
 		return u, err
 	}
-	if g := p[m.source]["guid"]; g != vol.ID && m.source != vol.ID {
+	if g := p[m.Source]["guid"]; g != vol.ID && m.Source != vol.ID {
 		return u, fmt.Errorf("volume %s at %s: %w", vol.ID, vol.Root, storage.ErrNotFound)
 	}
-	if n, err := strconv.ParseInt(p[m.source]["usedbysnapshots"], 10, 64); err == nil {
+	if n, err := strconv.ParseInt(p[m.Source]["usedbysnapshots"], 10, 64); err == nil {
 		u.SnapshotBytes, u.Known = n, true
 	}
 	return u, nil

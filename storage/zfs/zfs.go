@@ -14,6 +14,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/fsrvpd/fsrvpd/storage"
+	"github.com/fsrvpd/fsrvpd/storage/internal/fsutil"
 )
 
 // Name is the backend's name, as Backend.Name returns it.
@@ -81,7 +82,7 @@ type Backend struct {
 	datasets    []string
 	cloneParent string
 	holdTag     string
-	locks       idLocks
+	locks       fsutil.IDLocks
 	mountinfo   string // path of the mountinfo file; tests change it
 	recursive   bool
 
@@ -111,7 +112,7 @@ func New(cfg Config) (*Backend, error) {
 	b := &Backend{
 		run: cfg.Runner, zfs: cfg.ZFSPath, zpool: cfg.ZpoolPath, log: cfg.Logger,
 		cloneParent: cfg.CloneParent, holdTag: cfg.HoldTag, cloneParents: map[string]bool{},
-		mountinfo: defaultMountinfo, recursive: cfg.Recursive,
+		mountinfo: fsutil.DefaultMountinfo, recursive: cfg.Recursive,
 	}
 	if b.log == nil {
 		l := logrus.New()
@@ -221,58 +222,61 @@ func (b *Backend) Volume(ctx context.Context, path string) (storage.Volume, erro
 	if err != nil {
 		return storage.Volume{}, err
 	}
-	mounts, err := b.readMountinfo()
+	mounts, err := fsutil.ReadMountinfo(b.mountinfo)
 	if err != nil {
 		return storage.Volume{}, err
 	}
-	m, ok := mountOf(mounts, real)
-	if !ok || !m.isZFS() {
-		return storage.Volume{}, fmt.Errorf("path %s is not on ZFS (%s): %w", path, m.fstype, storage.ErrNotSupported)
+	m, ok := fsutil.MountOf(mounts, real)
+	if !ok || !isZFS(m) {
+		return storage.Volume{}, fmt.Errorf("path %s is not on ZFS (%s): %w", path, m.FSType, storage.ErrNotSupported)
 	}
 	for _, o := range mounts {
-		if o.point != m.point && within(m.point, o.point) && !(b.recursive && b.isChildMount(m, o)) {
-			return storage.Volume{}, fmt.Errorf("dataset %s has a mount point at %s: %w", m.source, o.point, storage.ErrNotSupported)
+		if o.Point != m.Point && fsutil.Within(m.Point, o.Point) && !(b.recursive && b.isChildMount(m, o)) {
+			return storage.Volume{}, fmt.Errorf("dataset %s has a mount point at %s: %w", m.Source, o.Point, storage.ErrNotSupported)
 		}
 	}
-	if b.recursive && datasetWithin(m.source, b.cloneParentOf(pool(m.source))) {
-		return storage.Volume{}, fmt.Errorf("dataset %s contains the clone parent %s: %w", m.source, b.cloneParentOf(pool(m.source)), storage.ErrNotSupported)
+	if b.recursive && datasetWithin(m.Source, b.cloneParentOf(pool(m.Source))) {
+		return storage.Volume{}, fmt.Errorf("dataset %s contains the clone parent %s: %w", m.Source, b.cloneParentOf(pool(m.Source)), storage.ErrNotSupported)
 	}
-	if !b.inScope(m.source) {
-		return storage.Volume{}, fmt.Errorf("dataset %s is not managed by fsrvpd: %w", m.source, storage.ErrNotSupported)
+	if !b.inScope(m.Source) {
+		return storage.Volume{}, fmt.Errorf("dataset %s is not managed by fsrvpd: %w", m.Source, storage.ErrNotSupported)
 	}
-	props, err := b.get(ctx, []string{"type", "guid", propID}, m.source)
+	props, err := b.get(ctx, []string{"type", "guid", propID}, m.Source)
 	if err != nil {
 		return storage.Volume{}, fmt.Errorf("path %s: %w", path, err)
 	}
-	p := props[m.source]
+	p := props[m.Source]
 	if p["type"] != "filesystem" || p[propID] != "" {
-		return storage.Volume{}, fmt.Errorf("dataset %s is a %s or a clone of fsrvpd: %w", m.source, p["type"], storage.ErrNotSupported)
+		return storage.Volume{}, fmt.Errorf("dataset %s is a %s or a clone of fsrvpd: %w", m.Source, p["type"], storage.ErrNotSupported)
 	}
 	id := p["guid"]
 	if id == "" {
-		id = m.source
+		id = m.Source
 	}
-	return storage.Volume{ID: id, Root: m.point}, nil
+	return storage.Volume{ID: id, Root: m.Point}, nil
 }
+
+// isZFS reports whether m is a ZFS mount, native or zfs-fuse.
+func isZFS(m fsutil.Mount) bool { return m.FSType == "zfs" || m.FSType == "fuse.zfs" }
 
 // isChildMount reports whether o, a mount below the volume mounted as m, is
 // a descendant dataset of m's that a recursive snapshot covers: a ZFS mount
-// of a dataset below m.source, not a clone of ours.
-func (b *Backend) isChildMount(m, o mount) bool {
-	return o.isZFS() && o.source != m.source && datasetWithin(m.source, o.source) &&
-		!datasetWithin(b.cloneParentOf(pool(m.source)), o.source)
+// of a dataset below m.Source, not a clone of ours.
+func (b *Backend) isChildMount(m, o fsutil.Mount) bool {
+	return isZFS(o) && o.Source != m.Source && datasetWithin(m.Source, o.Source) &&
+		!datasetWithin(b.cloneParentOf(pool(m.Source)), o.Source)
 }
 
 // childMounts returns the mounts of descendant datasets below the volume
 // mounted as m, parents first (by mount point).
-func (b *Backend) childMounts(mounts []mount, m mount) []mount {
-	var kids []mount
+func (b *Backend) childMounts(mounts []fsutil.Mount, m fsutil.Mount) []fsutil.Mount {
+	var kids []fsutil.Mount
 	for _, o := range mounts {
-		if o.point != m.point && within(m.point, o.point) && b.isChildMount(m, o) {
+		if o.Point != m.Point && fsutil.Within(m.Point, o.Point) && b.isChildMount(m, o) {
 			kids = append(kids, o)
 		}
 	}
-	slices.SortStableFunc(kids, func(x, y mount) int { return strings.Compare(x.point, y.point) })
+	slices.SortStableFunc(kids, func(x, y fsutil.Mount) int { return strings.Compare(x.Point, y.Point) })
 	return kids
 }
 
