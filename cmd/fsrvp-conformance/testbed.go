@@ -15,7 +15,7 @@ import (
 )
 
 const testbedUsage = `Usage:
-  fsrvp-conformance testbed up [-backend dir|btrfs] [-samba-compat] [-seq-timeout 1s] [-dir D] [-fsrvpd BIN]
+  fsrvp-conformance testbed up [-agent fsrvpd|samba] [-backend dir|btrfs] [-samba-compat] [-seq-timeout 1s] [-dir D] [-fsrvpd BIN]
   fsrvp-conformance testbed status [-dir D]
   fsrvp-conformance testbed down [-dir D]
 
@@ -32,6 +32,15 @@ Shares: share1, share2 and fsrvp_share (smbtorture's name), each on its own
 volume (directories for -backend dir; subvolumes of a loop-mounted 1 GiB
 btrfs image for -backend btrfs). Snapshot shares are share@{GUID} in the
 include file fsrvpd owns. Samba's own FSRVP agent is never reached.
+
+-agent samba serves the pipe with Samba's own agent instead of fsrvpd
+(/usr/libexec/samba/rpcd_fsrvp, started on demand by samba-dcerpcd; for
+comparisons): it needs -backend btrfs (the default with -agent samba), makes
+each share the root of its own btrfs subvolume, and configures smbd as in
+research/samba-anchor.md §2 (vfs objects = btrfs shadow_copy2, registry
+shares, rpcd_fsrvp:num_workers = 1, fss: sequence timeout = -seq-timeout
+rounded up to seconds). No fsrvpd runs; -samba-compat and -fsrvpd are
+ignored.
 
 up and status print KEY=value lines on stdout (sorted; progress goes to
 stderr). The keys are stable:
@@ -55,6 +64,10 @@ stderr). The keys are stable:
   LOG_DIR              smbd's and fsrvpd's logs
   TESTBED_DIR          the -dir
   BACKEND              dir or btrfs
+  AGENT                fsrvpd or samba (who serves \PIPE\FssagentRpc; with
+                       samba FSRVPD_PID is 0, FSRVPD_CONF and FSRVPD_BIN are
+                       empty, FSRVPD_LOG is rpcd_fsrvp's log, SOCKET_DIR is
+                       Samba's ncalrpc dir)
   COMPAT               spec or samba (fsrvpd's [fsrvp] compat)
   SEQ_TIMEOUT          fsrvpd's sequence_timeout (Go duration), only when
                        shortened with -seq-timeout
@@ -68,7 +81,7 @@ Example (Samba's own test suite against fsrvpd):
       --option="smb ports=$PORT" --option="fss:sequence timeout=$SEQ_TIMEOUT_SECONDS" rpc.fsrvp
   fsrvp-conformance testbed down
 
-status exits 0 when smbd and fsrvpd run and FSRVP answers through smbd, 1
+status exits 0 when smbd (and fsrvpd) run and FSRVP answers through smbd, 1
 otherwise. down stops only the processes up started (smbd with its
 samba-dcerpcd/rpcd helpers, fsrvpd; by pid, checked against their command
 lines), unmounts and detaches the btrfs image, deletes users added by tests
@@ -91,7 +104,8 @@ func runTestbed(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs.StringVar(&o.Dir, "dir", testbed.DefaultDir, "the testbed's directory")
 	switch sub {
 	case "up":
-		fs.StringVar(&o.Backend, "backend", "dir", "storage backend: dir or btrfs")
+		fs.StringVar(&o.Agent, "agent", testbed.AgentFsrvpd, "who serves the FSRVP pipe: fsrvpd or samba (Samba's rpcd_fsrvp; btrfs only)")
+		fs.StringVar(&o.Backend, "backend", "", "storage backend: dir or btrfs (default dir; btrfs with -agent samba)")
 		fs.BoolVar(&o.SambaCompat, "samba-compat", false, `fsrvpd's [fsrvp] compat = "samba"`)
 		fs.DurationVar(&o.SeqTimeout, "seq-timeout", 0, "fsrvpd's sequence_timeout (e.g. 1s); 0 keeps the spec's timers")
 		fs.StringVar(&o.FsrvpdBinary, "fsrvpd", "", "fsrvpd binary (default: build it)")
@@ -110,7 +124,15 @@ func runTestbed(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "fsrvp-conformance testbed %s: unexpected argument %q\n", sub, fs.Arg(0))
 		return 2
 	}
-	if o.Backend != "dir" && o.Backend != "btrfs" && sub == "up" {
+	if o.Agent != "" && o.Agent != testbed.AgentFsrvpd && o.Agent != testbed.AgentSamba {
+		fmt.Fprintf(stderr, "fsrvp-conformance testbed up: -agent %q is not fsrvpd or samba\n", o.Agent)
+		return 2
+	}
+	if o.Backend == "dir" && o.Agent == testbed.AgentSamba {
+		fmt.Fprintln(stderr, "fsrvp-conformance testbed up: -agent samba needs -backend btrfs")
+		return 2
+	}
+	if o.Backend != "" && o.Backend != "dir" && o.Backend != "btrfs" && sub == "up" {
 		fmt.Fprintf(stderr, "fsrvp-conformance testbed up: -backend %q is not dir or btrfs\n", o.Backend)
 		return 2
 	}

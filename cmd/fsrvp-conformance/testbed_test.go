@@ -17,6 +17,9 @@ func TestTestbedUsage(t *testing.T) {
 		{[]string{"testbed", "help"}, 0, "SEQ_TIMEOUT_SECONDS"},
 		{[]string{"testbed", "sideways"}, 2, "unknown command"},
 		{[]string{"testbed", "up", "-backend", "zfs"}, 2, "not dir or btrfs"},
+		{[]string{"testbed", "up", "-agent", "windows"}, 2, "not fsrvpd or samba"},
+		{[]string{"testbed", "up", "-agent", "samba", "-backend", "dir"}, 2, "needs -backend btrfs"},
+		{[]string{"testbed", "help"}, 0, "AGENT"},
 		{[]string{"testbed", "down", "extra"}, 2, "unexpected argument"},
 		{[]string{"testbed", "down", "-dir", t.TempDir() + "/none"}, 0, "nothing in"},
 	} {

@@ -65,6 +65,12 @@ func (tb *Testbed) makeVolumes(ctx context.Context) error {
 	}
 	for _, n := range ShareNames {
 		p := filepath.Join(root, shareVolume[n], n)
+		if tb.Agent == AgentSamba {
+			// Samba's agent snapshots the share's own subvolume.
+			if out, err := exec.CommandContext(ctx, "btrfs", "subvolume", "create", p).CombinedOutput(); err != nil {
+				return fmt.Errorf("btrfs subvolume create: %v: %s", err, out)
+			}
+		}
 		if err := os.MkdirAll(p, 0o777); err != nil {
 			return err
 		}
@@ -132,6 +138,9 @@ func isMounted(dir string) bool {
 // the np socket directory with symlinks for Samba's own pipes, and
 // fsrvpd.toml.
 func (tb *Testbed) writeConfigs() error {
+	if tb.Agent == AgentSamba {
+		return tb.writeSambaAgentConfigs()
+	}
 	d := tb.Dir
 	var b strings.Builder
 	fmt.Fprintf(&b, `# fsrvpd testbed: private smbd on loopback (written by conformance/testbed)
@@ -180,19 +189,7 @@ func (tb *Testbed) writeConfigs() error {
 	if err := os.WriteFile(tb.SMBConf, []byte(b.String()), 0o644); err != nil {
 		return err
 	}
-	client := fmt.Sprintf(`# fsrvpd testbed: client tools (smbclient, rpcclient, smbtorture)
-[global]
-	smb ports = %[2]d
-	client min protocol = SMB2
-	private dir = %[1]s/client/private
-	lock directory = %[1]s/client/lock
-	state directory = %[1]s/client/state
-	cache directory = %[1]s/client/cache
-	pid directory = %[1]s/client/pid
-	ncalrpc dir = %[1]s/client/ncalrpc
-	log level = 0
-`, d, tb.Port)
-	if err := os.WriteFile(tb.ClientConf, []byte(client), 0o644); err != nil {
+	if err := tb.writeClientConf(); err != nil {
 		return err
 	}
 	if err := os.WriteFile(tb.Include, nil, 0o644); err != nil {
@@ -209,6 +206,79 @@ func (tb *Testbed) writeConfigs() error {
 		}
 	}
 	return os.WriteFile(tb.FsrvpdConf, []byte(tb.fsrvpdTOML()), 0o644)
+}
+
+func (tb *Testbed) writeClientConf() error {
+	d := tb.Dir
+	client := fmt.Sprintf(`# fsrvpd testbed: client tools (smbclient, rpcclient, smbtorture)
+[global]
+	smb ports = %[2]d
+	client min protocol = SMB2
+	private dir = %[1]s/client/private
+	lock directory = %[1]s/client/lock
+	state directory = %[1]s/client/state
+	cache directory = %[1]s/client/cache
+	pid directory = %[1]s/client/pid
+	ncalrpc dir = %[1]s/client/ncalrpc
+	log level = 0
+`, d, tb.Port)
+	return os.WriteFile(tb.ClientConf, []byte(client), 0o644)
+}
+
+// writeSambaAgentConfigs writes smb.conf for Samba's own agent, as in
+// research/samba-anchor.md §2: no external_rpc_pipe redirect, registry
+// shares, one rpcd_fsrvp worker, btrfs subvolume shares; and client.conf.
+// Not "fss: prune stale = yes": it crashes rpcd_fsrvp 4.17 (§6, Q4).
+func (tb *Testbed) writeSambaAgentConfigs() error {
+	d := tb.Dir
+	var b strings.Builder
+	fmt.Fprintf(&b, `# fsrvpd testbed, agent samba: Samba's rpcd_fsrvp behind a private smbd (written by conformance/testbed)
+[global]
+	netbios name = %[3]s
+	workgroup = FSRVPDTBWG
+	server role = standalone server
+	security = user
+	map to guest = never
+	passdb backend = tdbsam:%[1]s/private/passdb.tdb
+	interfaces = 127.0.0.1
+	bind interfaces only = yes
+	smb ports = %[2]d
+	disable netbios = yes
+	private dir = %[1]s/private
+	lock directory = %[1]s/lock
+	state directory = %[1]s/state
+	cache directory = %[1]s/cache
+	pid directory = %[1]s/pid
+	ncalrpc dir = %[1]s/ncalrpc
+	winbindd socket directory = %[1]s/winbindd
+	usershare path = %[1]s/usershares
+	log level = 1
+	max log size = 0
+	load printers = no
+	printing = bsd
+	printcap name = /dev/null
+	disable spoolss = yes
+	# smbd spawns samba-dcerpcd --np-helper, which forks rpcd_fsrvp.
+	rpc start on demand helpers = yes
+	# Expose writes the snapshot shares to the registry.
+	registry shares = yes
+	include = registry
+	rpcd_fsrvp:num_workers = 1
+`, d, tb.Port, NetbiosName)
+	if n := tb.SeqTimeoutSeconds(); n > 0 {
+		fmt.Fprintf(&b, "\tfss: sequence timeout = %d\n", n)
+	}
+	for _, n := range ShareNames {
+		fmt.Fprintf(&b, "\n[%s]\n\tpath = %s\n\tread only = no\n\tvfs objects = btrfs shadow_copy2\n\tbtrfs: manipulate snapshots = yes\n\tshadow: snapdir = .\n",
+			n, tb.Shares[n])
+	}
+	if err := os.MkdirAll(filepath.Join(d, "usershares"), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(tb.SMBConf, []byte(b.String()), 0o644); err != nil {
+		return err
+	}
+	return tb.writeClientConf()
 }
 
 // PreviousVersionsDir is fsrvpd's samba.previous_versions_dir: the @GMT

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -136,17 +137,47 @@ func (tb *Testbed) stopSmbd() error {
 		errs = append(errs, err)
 	}
 	tb.SmbdPID = 0
-	for _, pid := range pidsNaming(tb.SMBConf) {
-		if err := tb.stop(pid, tb.SMBConf); err != nil {
-			errs = append(errs, err)
+	// samba-dcerpcd first (it forks the rpcd_* workers), then the rest;
+	// again while new ones appear.
+	for range 5 {
+		pids := pidsNaming(tb.SMBConf)
+		if len(pids) == 0 {
+			break
+		}
+		slices.SortFunc(pids, func(a, b int) int { return cmpBool(!isDcerpcd(a), !isDcerpcd(b)) })
+		for _, pid := range pids {
+			if err := tb.stop(pid, tb.SMBConf); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
+	if left := pidsNaming(tb.SMBConf); len(left) > 0 {
+		errs = append(errs, fmt.Errorf("processes naming %s still run: %v", tb.SMBConf, left))
+	}
 	return errors.Join(errs...)
+}
+
+func isDcerpcd(pid int) bool {
+	comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+	return strings.HasPrefix(strings.TrimSpace(string(comm)), "samba-dcerpcd")
+}
+
+func cmpBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case !a:
+		return -1
+	}
+	return 1
 }
 
 // StartFsrvpd starts fsrvpd (again) and waits until FSRVP answers through
 // smbd.
 func (tb *Testbed) StartFsrvpd(ctx context.Context) error {
+	if tb.AgentName() != AgentFsrvpd {
+		return fmt.Errorf("testbed: agent %s: no fsrvpd to start", tb.AgentName())
+	}
 	logf, err := os.OpenFile(filepath.Join(tb.LogDir, "fsrvpd.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		return err
@@ -164,24 +195,40 @@ func (tb *Testbed) StartFsrvpd(ctx context.Context) error {
 	if err := tb.save(); err != nil {
 		return err
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	var last error
-	for {
+	if err := tb.waitAgent(ctx, fmt.Sprintf("fsrvpd %d", tb.FsrvpdPID), exited); err != nil {
 		select {
 		case <-exited:
 			return fmt.Errorf("fsrvpd exited: %v", c.ProcessState)
 		default:
 		}
-		if _, err := os.Stat(filepath.Join(tb.SocketDir, "np", "fssagentrpc")); err == nil {
+		return err
+	}
+	return nil
+}
+
+// waitAgent waits until FSRVP answers through smbd (rpcclient
+// fss_get_sup_version), or exited is closed.
+func (tb *Testbed) waitAgent(ctx context.Context, who string, exited <-chan struct{}) error {
+	deadline := time.Now().Add(20 * time.Second)
+	var last error
+	for {
+		select {
+		case <-exited:
+			return fmt.Errorf("%s exited", who)
+		default:
+		}
+		sock := filepath.Join(tb.SocketDir, "np", "fssagentrpc")
+		if _, err := os.Stat(sock); err == nil || tb.AgentName() == AgentSamba {
+			// Samba's helpers start on demand: the first call spawns them.
 			out, err := tb.Rpcclient(ctx, User, Password, "fss_get_sup_version")
 			if err == nil && strings.Contains(out, "supports FSRVP versions") {
-				tb.log("fsrvpd %d answers through smbd", tb.FsrvpdPID)
+				tb.log("%s answers through smbd", who)
 				return nil
 			}
 			last = fmt.Errorf("rpcclient fss_get_sup_version: %v: %s", err, out)
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("fsrvpd did not answer through smbd: %v", last)
+			return fmt.Errorf("%s did not answer through smbd: %v", who, last)
 		}
 		select {
 		case <-ctx.Done():

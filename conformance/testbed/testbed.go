@@ -26,6 +26,15 @@
 // npsock instead of the ncalrpc dir, so samba-dcerpcd's rpcd_fsrvp is never
 // reached (research/samba-np-proxy.md §2 B).
 //
+// With Options.Agent "samba" Samba's own agent serves the pipe instead
+// (research/samba-anchor.md §2): no fsrvpd and no external_rpc_pipe
+// redirect; samba-dcerpcd starts /usr/libexec/samba/rpcd_fsrvp on demand.
+// It needs the btrfs backend: each share is the root of its own btrfs
+// subvolume (vfs_btrfs snapshots it into the share as @GMT-...), with
+// "vfs objects = btrfs shadow_copy2", "shadow: snapdir = .", "registry
+// shares = yes" (Expose writes the snapshot shares there) and
+// "rpcd_fsrvp:num_workers = 1".
+//
 // Down stops only processes whose PID it recorded and whose command line
 // still names this testbed's configuration (smbd's helpers included),
 // unmounts and detaches what Up mounted, deletes the users it added and
@@ -70,6 +79,10 @@ type Options struct {
 	// Dir is the testbed's directory; default DefaultDir. Keep it short:
 	// unix socket paths are limited to 108 bytes.
 	Dir string
+	// Agent is who serves \PIPE\FssagentRpc: AgentFsrvpd (default) or
+	// AgentSamba (Samba's rpcd_fsrvp; btrfs backend only, SambaCompat and
+	// FsrvpdBinary are ignored).
+	Agent string
 	// FsrvpdBinary is the fsrvpd to run; empty builds ./cmd/fsrvpd of the
 	// module the working directory is in (or takes fsrvpd from PATH).
 	FsrvpdBinary string
@@ -77,11 +90,21 @@ type Options struct {
 	Log func(format string, args ...any)
 }
 
+// Agents of Options.Agent.
+const (
+	AgentFsrvpd = "fsrvpd"
+	AgentSamba  = "samba"
+)
+
+// SambaAgentBinary is Samba's FSRVP agent (Debian 12's samba package).
+const SambaAgentBinary = "/usr/libexec/samba/rpcd_fsrvp"
+
 // Testbed is a running testbed; its exported fields are saved in
 // <Dir>/testbed.json.
 type Testbed struct {
 	Dir          string            `json:"dir"`
 	Backend      string            `json:"backend"`
+	Agent        string            `json:"agent,omitempty"` // "" means AgentFsrvpd
 	SambaCompat  bool              `json:"samba_compat"`
 	SeqTimeout   string            `json:"seq_timeout,omitempty"`
 	Port         int               `json:"port"`
@@ -117,18 +140,34 @@ func Up(ctx context.Context, o Options) (_ *Testbed, err error) {
 	if o.Dir == "" {
 		o.Dir = DefaultDir
 	}
+	if o.Agent == "" {
+		o.Agent = AgentFsrvpd
+	}
 	if o.Backend == "" {
 		o.Backend = "dir"
+		if o.Agent == AgentSamba {
+			o.Backend = "btrfs"
+		}
 	}
 	if o.Backend != "dir" && o.Backend != "btrfs" {
 		return nil, fmt.Errorf("testbed: backend %q is not dir or btrfs", o.Backend)
+	}
+	switch o.Agent {
+	case AgentFsrvpd:
+	case AgentSamba:
+		if o.Backend != "btrfs" {
+			return nil, errors.New("testbed: agent samba needs the btrfs backend (Samba's rpcd_fsrvp snapshots btrfs subvolume shares only)")
+		}
+		o.SambaCompat = false
+	default:
+		return nil, fmt.Errorf("testbed: agent %q is not fsrvpd or samba", o.Agent)
 	}
 	dir, err := filepath.Abs(o.Dir)
 	if err != nil {
 		return nil, err
 	}
 	if old, err := Load(dir); err == nil {
-		if old.alive(old.SmbdPID, old.SMBConf) || old.alive(old.FsrvpdPID, old.FsrvpdConf) {
+		if old.alive(old.SmbdPID, old.SMBConf) || old.alive(old.FsrvpdPID, old.FsrvpdConf) || len(pidsNaming(old.SMBConf)) > 0 {
 			return nil, fmt.Errorf("testbed: %s is up already (fsrvp-conformance testbed down -dir %[1]s)", dir)
 		}
 		old.logf = o.Log
@@ -136,6 +175,11 @@ func Up(ctx context.Context, o Options) (_ *Testbed, err error) {
 	}
 	if err := ensurePackages(ctx, o.Backend, o.Log); err != nil {
 		return nil, err
+	}
+	if o.Agent == AgentSamba {
+		if _, err := os.Stat(SambaAgentBinary); err != nil {
+			return nil, fmt.Errorf("testbed: agent samba: %w", err)
+		}
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
@@ -147,6 +191,16 @@ func Up(ctx context.Context, o Options) (_ *Testbed, err error) {
 		LogDir: filepath.Join(dir, "log"), Shares: map[string]string{}}
 	if o.SeqTimeout > 0 {
 		tb.SeqTimeout = o.SeqTimeout.String()
+	}
+	if o.Agent == AgentSamba {
+		tb.Agent = AgentSamba
+		tb.SocketDir = filepath.Join(dir, "ncalrpc")
+		tb.FsrvpdConf = ""
+		tb.StateDir = filepath.Join(dir, "state")
+		if o.SeqTimeout > 0 {
+			// fss: sequence timeout is in whole seconds.
+			tb.SeqTimeout = ((o.SeqTimeout + time.Second - 1) / time.Second * time.Second).String()
+		}
 	}
 	defer func() {
 		if err != nil {
@@ -169,8 +223,10 @@ func Up(ctx context.Context, o Options) (_ *Testbed, err error) {
 	if err := tb.save(); err != nil {
 		return nil, err
 	}
-	if tb.FsrvpdBinary, err = findFsrvpd(ctx, o.FsrvpdBinary, dir); err != nil {
-		return nil, err
+	if tb.Agent != AgentSamba {
+		if tb.FsrvpdBinary, err = findFsrvpd(ctx, o.FsrvpdBinary, dir); err != nil {
+			return nil, err
+		}
 	}
 	if err := tb.smbpasswd(ctx, User, Password); err != nil {
 		return nil, err
@@ -180,6 +236,12 @@ func Up(ctx context.Context, o Options) (_ *Testbed, err error) {
 	}
 	if err := tb.save(); err != nil {
 		return nil, err
+	}
+	if tb.Agent == AgentSamba {
+		if err := tb.waitAgent(ctx, "samba-dcerpcd's rpcd_fsrvp", nil); err != nil {
+			return nil, err
+		}
+		return tb, nil
 	}
 	if err := tb.StartFsrvpd(ctx); err != nil {
 		return nil, err
@@ -274,11 +336,17 @@ func (tb *Testbed) Env() map[string]string {
 		"LOG_DIR":      tb.LogDir,
 		"TESTBED_DIR":  tb.Dir,
 		"BACKEND":      tb.Backend,
+		"AGENT":        tb.AgentName(),
 		"COMPAT":       "spec",
 		"FSRVPD_PID":   strconv.Itoa(tb.FsrvpdPID),
 		"SMBD_PID":     strconv.Itoa(tb.SmbdPID),
 	}
 	if tb.SambaCompat {
+		env["COMPAT"] = "samba"
+	}
+	if tb.AgentName() == AgentSamba {
+		// No fsrvpd: its keys stay, empty or 0; the log is rpcd_fsrvp's.
+		env["FSRVPD_LOG"] = filepath.Join(tb.LogDir, "log.rpcd_fsrvp")
 		env["COMPAT"] = "samba"
 	}
 	if d, err := time.ParseDuration(tb.SeqTimeout); err == nil && d > 0 {
@@ -289,6 +357,14 @@ func (tb *Testbed) Env() map[string]string {
 		env[strings.ToUpper(n)+"_PATH"] = tb.Shares[n]
 	}
 	return env
+}
+
+// AgentName is who serves the pipe: AgentFsrvpd or AgentSamba.
+func (tb *Testbed) AgentName() string {
+	if tb.Agent == "" {
+		return AgentFsrvpd
+	}
+	return tb.Agent
 }
 
 // SeqTimeoutSeconds is the sequence timeout rounded up to seconds (the
@@ -308,7 +384,7 @@ func (tb *Testbed) Status(ctx context.Context) error {
 	if !tb.alive(tb.SmbdPID, tb.SMBConf) {
 		errs = append(errs, fmt.Errorf("smbd (pid %d) is not running", tb.SmbdPID))
 	}
-	if !tb.alive(tb.FsrvpdPID, tb.FsrvpdConf) {
+	if tb.AgentName() == AgentFsrvpd && !tb.alive(tb.FsrvpdPID, tb.FsrvpdConf) {
 		errs = append(errs, fmt.Errorf("fsrvpd (pid %d) is not running", tb.FsrvpdPID))
 	}
 	if len(errs) == 0 {
@@ -331,7 +407,7 @@ func freePort() (int, error) {
 // logTail is the end of smbd's and fsrvpd's logs, for error messages.
 func (tb *Testbed) logTail() string {
 	var b strings.Builder
-	for _, f := range []string{"fsrvpd.log", "log.smbd"} {
+	for _, f := range []string{"fsrvpd.log", "log.smbd", "log.rpcd_fsrvp", "log.samba-dcerpcd"} {
 		data, err := os.ReadFile(filepath.Join(tb.LogDir, f))
 		if err != nil || len(data) == 0 {
 			continue

@@ -105,3 +105,71 @@ func testUpStatusDown(t *testing.T, backend string) {
 		t.Errorf("%s left after Down: %v", dir, err)
 	}
 }
+
+// TestUpAgentSamba: Samba's own rpcd_fsrvp behind the testbed's smbd
+// answers fss_get_sup_version, and Down leaves no process, mount or loop
+// device.
+func TestUpAgentSamba(t *testing.T) {
+	skipUnlessSamba(t)
+	why := ""
+	if _, err := os.Stat(SambaAgentBinary); err != nil {
+		why = SambaAgentBinary + " not installed"
+	} else if _, err := exec.LookPath("mkfs.btrfs"); err != nil {
+		why = "btrfs-progs not installed"
+	}
+	if why != "" {
+		if os.Getenv("FSRVPD_TEST_STRICT") == "1" {
+			t.Fatal(why)
+		}
+		t.Skip(why)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dir, err := os.MkdirTemp("", "fsrvpd-tbs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	tb, err := Up(ctx, Options{Dir: dir, Agent: AgentSamba, SeqTimeout: 1500 * time.Millisecond, Log: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tb.Down()
+	env := tb.Env()
+	if env["AGENT"] != "samba" || env["BACKEND"] != "btrfs" || env["FSRVPD_PID"] != "0" || env["SEQ_TIMEOUT_SECONDS"] != "2" {
+		t.Errorf("Env() = %v", env)
+	}
+	if conf, _ := os.ReadFile(tb.SMBConf); !strings.Contains(string(conf), "fss: sequence timeout = 2") ||
+		strings.Contains(string(conf), "external_rpc_pipe") {
+		t.Errorf("smb.conf:\n%s", conf)
+	}
+	tb2, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tb2.Status(ctx); err != nil {
+		t.Fatal(err)
+	}
+	out, err := tb.Rpcclient(ctx, User, Password, "fss_get_sup_version")
+	if err != nil || !strings.Contains(out, "supports FSRVP versions") {
+		t.Fatalf("fss_get_sup_version: %v\n%s", err, out)
+	}
+	if len(pidsNaming(tb.SMBConf)) < 3 { // smbd, samba-dcerpcd, rpcd_fsrvp at least
+		t.Errorf("processes naming %s: %v", tb.SMBConf, pidsNaming(tb.SMBConf))
+	}
+	if err := tb2.Down(); err != nil {
+		t.Fatal(err)
+	}
+	if left := pidsNaming(tb.SMBConf); len(left) > 0 {
+		t.Errorf("processes left after Down: %v", left)
+	}
+	if isMounted(tb.Mount) {
+		t.Errorf("%s still mounted", tb.Mount)
+	}
+	if out, _ := exec.Command("losetup", "-a").Output(); strings.Contains(string(out), dir) {
+		t.Errorf("loop device left: %s", out)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("%s left after Down: %v", dir, err)
+	}
+}
