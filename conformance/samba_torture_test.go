@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -155,4 +156,90 @@ func BenchmarkSambaCreateExpose(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkSambaAgents puts fsrvpd next to Samba's own agent (rpcd_fsrvp,
+// the testbed's -agent samba) in one run, both on the btrfs backend behind
+// the same kind of private smbd: the time of the FSRVP calls of a
+// create+expose of one and of two shares (IsPathSupported per share,
+// GetSupportedVersion, SetContext, Start, Add per share, Prepare, Commit,
+// Expose, GetShareMapping per share) on an already open pipe, so no
+// process start (rpcd_fsrvp is spawned at the testbed's first call).
+// RecoveryComplete and Delete are not timed. It reports, and logs as a
+// table, the median (with min and max) over the iterations.
+//
+// Samba's agent names its snapshots @GMT-<time> by the second and fails a
+// second snapshot of a share within the same second, so its iterations
+// sleep 1.1 s (untimed): run with a fixed count, e.g.
+//
+//	go test -run '^$' -bench SambaAgents -benchtime 10x ./conformance/
+//
+// Without /usr/libexec/samba/rpcd_fsrvp only fsrvpd is measured.
+func BenchmarkSambaAgents(b *testing.B) {
+	skipUnlessSambaTestbed(b)
+	if _, err := exec.LookPath("mkfs.btrfs"); err != nil {
+		b.Skip("btrfs-progs not installed")
+	}
+	agents := []string{testbed.AgentFsrvpd, testbed.AgentSamba}
+	if _, err := os.Stat(testbed.SambaAgentBinary); err != nil {
+		b.Logf("Samba's agent %s is not installed: measuring fsrvpd only", testbed.SambaAgentBinary)
+		agents = agents[:1]
+	}
+	type row struct {
+		agent         string
+		shares, n     int
+		med, min, max time.Duration
+	}
+	var rows []row
+	for _, agent := range agents {
+		b.Run("agent="+agent, func(b *testing.B) {
+			bed := sambaTestbed(b, testbed.Options{Backend: "btrfs", Agent: agent})
+			for i := range 64 { // some content to snapshot
+				os.WriteFile(filepath.Join(bed.Shares["share1"], fmt.Sprintf("f%d", i)), make([]byte, 4096), 0o644)
+				os.WriteFile(filepath.Join(bed.Shares["share2"], fmt.Sprintf("f%d", i)), make([]byte, 4096), 0o644)
+			}
+			np := dialNP(b, bed, testbed.User, testbed.Password)
+			c := client.New(np.rpc, client.WithShareHost("127.0.0.1"), client.WithTimeout(time.Minute))
+			ctx := context.Background()
+			for _, shares := range [][]string{{"share1"}, {"share1", "share2"}} {
+				b.Run(fmt.Sprintf("shares=%d", len(shares)), func(b *testing.B) {
+					var samples []time.Duration
+					for b.Loop() {
+						start := time.Now()
+						res, err := c.Create(ctx, client.CreateRequest{Context: client.CtxBackup, Shares: shares})
+						d := time.Since(start)
+						b.StopTimer()
+						if err != nil {
+							b.Fatal(err)
+						}
+						samples = append(samples, d)
+						if err := c.RecoveryCompleteShadowCopySet(ctx, res.ShadowCopySetID); err != nil {
+							b.Fatal(err)
+						}
+						if err := c.Delete(ctx, res.ShadowCopySetID, res.Mappings); err != nil {
+							b.Fatal(err)
+						}
+						if agent == testbed.AgentSamba {
+							time.Sleep(1100 * time.Millisecond) // snapshot names by the second
+						}
+						b.StartTimer()
+					}
+					slices.Sort(samples)
+					med := samples[len(samples)/2]
+					if len(samples)%2 == 0 {
+						med = (samples[len(samples)/2-1] + med) / 2
+					}
+					b.ReportMetric(float64(med.Microseconds())/1000, "ms/median")
+					rows = append(rows, row{agent, len(shares), len(samples), med, samples[0], samples[len(samples)-1]})
+				})
+			}
+		})
+	}
+	var t strings.Builder
+	t.WriteString("create+expose through smbd, FSRVP calls on an open pipe, btrfs:\n| agent | shares | n | median | min | max |\n|---|---|---|---|---|---|\n")
+	for _, r := range rows {
+		fmt.Fprintf(&t, "| %s | %d | %d | %.2f ms | %.2f | %.2f |\n", r.agent, r.shares, r.n,
+			float64(r.med.Microseconds())/1000, float64(r.min.Microseconds())/1000, float64(r.max.Microseconds())/1000)
+	}
+	b.Log(t.String())
 }
