@@ -377,8 +377,8 @@ func (tb *Testbed) SeqTimeoutSeconds() int {
 // Addr is smbd's host:port.
 func (tb *Testbed) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(tb.Port)) }
 
-// Status checks that smbd and fsrvpd run and that FSRVP answers through
-// smbd.
+// Status checks that smbd (and, with agent fsrvpd, fsrvpd) runs and that
+// FSRVP answers through smbd.
 func (tb *Testbed) Status(ctx context.Context) error {
 	var errs []error
 	if !tb.alive(tb.SmbdPID, tb.SMBConf) {
