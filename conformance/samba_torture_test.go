@@ -62,7 +62,7 @@ func TestSambaSmbtorture(t *testing.T) {
 					known[k] = v
 				}
 			}
-			bed := sambaTestbed(t, testbed.Options{SambaCompat: mode == "samba", SeqTimeout: time.Second})
+			bed := sambaTestbed(t, testbed.Options{SambaCompat: mode == "samba", SeqTimeout: time.Second, RegistryMirror: true})
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 			defer cancel()
 			res, out, err := bed.Smbtorture(ctx, "rpc.fsrvp")

@@ -146,7 +146,7 @@ func Start(ctx context.Context, cfg config.Config, log *logrus.Entry) (_ *Daemon
 func newShares(ctx context.Context, cfg config.Config, log *logrus.Entry) (shares.Exposer, shares.Resolver, error) {
 	if cfg.Samba.Enabled {
 		e, err := samba.New(ctx, samba.Config{SMBConf: cfg.Samba.SMBConf, IncludeFile: cfg.Samba.IncludeFile,
-			PreviousVersionsDir: cfg.Samba.PreviousVersionsDir, Log: log})
+			PreviousVersionsDir: cfg.Samba.PreviousVersionsDir, RegistryMirror: cfg.Samba.RegistryMirror, Log: log})
 		if err != nil {
 			return nil, nil, fmt.Errorf("samba: %w", err)
 		}

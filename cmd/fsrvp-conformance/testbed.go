@@ -15,7 +15,7 @@ import (
 )
 
 const testbedUsage = `Usage:
-  fsrvp-conformance testbed up [-agent fsrvpd|samba] [-backend dir|btrfs] [-samba-compat] [-seq-timeout 1s] [-dir D] [-fsrvpd BIN]
+  fsrvp-conformance testbed up [-agent fsrvpd|samba] [-backend dir|btrfs] [-samba-compat] [-registry-mirror] [-seq-timeout 1s] [-dir D] [-fsrvpd BIN]
   fsrvp-conformance testbed status [-dir D]
   fsrvp-conformance testbed down [-dir D]
 
@@ -107,6 +107,7 @@ func runTestbed(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fs.StringVar(&o.Agent, "agent", testbed.AgentFsrvpd, "who serves the FSRVP pipe: fsrvpd or samba (Samba's rpcd_fsrvp; btrfs only)")
 		fs.StringVar(&o.Backend, "backend", "", "storage backend: dir or btrfs (default dir; btrfs with -agent samba)")
 		fs.BoolVar(&o.SambaCompat, "samba-compat", false, `fsrvpd's [fsrvp] compat = "samba"`)
+		fs.BoolVar(&o.RegistryMirror, "registry-mirror", false, `fsrvpd's [samba] registry_mirror: srvsvc lists snapshot shares (smbtorture share_sd)`)
 		fs.DurationVar(&o.SeqTimeout, "seq-timeout", 0, "fsrvpd's sequence_timeout (e.g. 1s); 0 keeps the spec's timers")
 		fs.StringVar(&o.FsrvpdBinary, "fsrvpd", "", "fsrvpd binary (default: build it)")
 	case "down", "status":

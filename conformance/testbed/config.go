@@ -348,7 +348,7 @@ log_level = "debug"
 		}
 		fmt.Fprintf(&b, "[storage.dir]\nvolumes = [%s]\n", strings.Join(vols, ", "))
 	}
-	fmt.Fprintf(&b, "\n[samba]\nenabled = true\nsmb_conf = %q\ninclude_file = %q\nsocket_dir = %q\nprevious_versions_dir = %q\n",
-		tb.SMBConf, tb.Include, tb.SocketDir, tb.PreviousVersionsDir())
+	fmt.Fprintf(&b, "\n[samba]\nenabled = true\nsmb_conf = %q\ninclude_file = %q\nsocket_dir = %q\nprevious_versions_dir = %q\nregistry_mirror = %v\n",
+		tb.SMBConf, tb.Include, tb.SocketDir, tb.PreviousVersionsDir(), tb.RegistryMirror)
 	return b.String()
 }

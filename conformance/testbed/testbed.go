@@ -86,6 +86,10 @@ type Options struct {
 	// FsrvpdBinary is the fsrvpd to run; empty builds ./cmd/fsrvpd of the
 	// module the working directory is in (or takes fsrvpd from PATH).
 	FsrvpdBinary string
+	// RegistryMirror makes fsrvpd also write its snapshot shares into the
+	// registry, so srvsvc sees them (smbtorture share_sd needs it); it
+	// costs 60-100 ms per Expose and delete.
+	RegistryMirror bool
 	// Log receives progress lines; nil discards them.
 	Log func(format string, args ...any)
 }
@@ -102,23 +106,24 @@ const SambaAgentBinary = "/usr/libexec/samba/rpcd_fsrvp"
 // Testbed is a running testbed; its exported fields are saved in
 // <Dir>/testbed.json.
 type Testbed struct {
-	Dir          string            `json:"dir"`
-	Backend      string            `json:"backend"`
-	Agent        string            `json:"agent,omitempty"` // "" means AgentFsrvpd
-	SambaCompat  bool              `json:"samba_compat"`
-	SeqTimeout   string            `json:"seq_timeout,omitempty"`
-	Port         int               `json:"port"`
-	SMBConf      string            `json:"smb_conf"`
-	ClientConf   string            `json:"client_conf"`
-	Include      string            `json:"include_file"`
-	SocketDir    string            `json:"socket_dir"`
-	FsrvpdConf   string            `json:"fsrvpd_conf"`
-	FsrvpdBinary string            `json:"fsrvpd_binary"`
-	StateDir     string            `json:"state_dir"`
-	LogDir       string            `json:"log_dir"`
-	Shares       map[string]string `json:"shares"` // name → path
-	SmbdPID      int               `json:"smbd_pid,omitempty"`
-	FsrvpdPID    int               `json:"fsrvpd_pid,omitempty"`
+	Dir            string            `json:"dir"`
+	Backend        string            `json:"backend"`
+	Agent          string            `json:"agent,omitempty"` // "" means AgentFsrvpd
+	SambaCompat    bool              `json:"samba_compat"`
+	RegistryMirror bool              `json:"registry_mirror,omitempty"`
+	SeqTimeout     string            `json:"seq_timeout,omitempty"`
+	Port           int               `json:"port"`
+	SMBConf        string            `json:"smb_conf"`
+	ClientConf     string            `json:"client_conf"`
+	Include        string            `json:"include_file"`
+	SocketDir      string            `json:"socket_dir"`
+	FsrvpdConf     string            `json:"fsrvpd_conf"`
+	FsrvpdBinary   string            `json:"fsrvpd_binary"`
+	StateDir       string            `json:"state_dir"`
+	LogDir         string            `json:"log_dir"`
+	Shares         map[string]string `json:"shares"` // name → path
+	SmbdPID        int               `json:"smbd_pid,omitempty"`
+	FsrvpdPID      int               `json:"fsrvpd_pid,omitempty"`
 	// Btrfs backend: the image, its loop device and mount point.
 	Image string `json:"image,omitempty"`
 	Loop  string `json:"loop,omitempty"`
@@ -184,7 +189,7 @@ func Up(ctx context.Context, o Options) (_ *Testbed, err error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	tb := &Testbed{Dir: dir, Backend: o.Backend, SambaCompat: o.SambaCompat, logf: o.Log,
+	tb := &Testbed{Dir: dir, Backend: o.Backend, SambaCompat: o.SambaCompat, RegistryMirror: o.RegistryMirror, logf: o.Log,
 		SMBConf: filepath.Join(dir, "smb.conf"), ClientConf: filepath.Join(dir, "client.conf"),
 		Include: filepath.Join(dir, "fsrvpd-shares.conf"), SocketDir: filepath.Join(dir, "npsock"),
 		FsrvpdConf: filepath.Join(dir, "fsrvpd.toml"), StateDir: filepath.Join(dir, "fsrvpd"),

@@ -43,6 +43,10 @@ type Samba struct {
 	// (shadow:snapdir = <dir>/<share in lower case>, shadow:mountpoint =
 	// <share path>; see package shares/samba). Default "": off.
 	PreviousVersionsDir string `toml:"previous_versions_dir"`
+	// RegistryMirror also writes snapshot shares into Samba's registry
+	// configuration so srvsvc lists them (needs "registry shares = yes";
+	// 60-100 ms more per Expose and delete). See shares/samba.
+	RegistryMirror bool `toml:"registry_mirror"`
 	// LibexecDir is where Samba's rpcd_* helpers live (to list the pipes
 	// to link in redirect mode, and to see whether rpcd_fsrvp is diverted).
 	LibexecDir string `toml:"libexec_dir"`

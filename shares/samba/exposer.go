@@ -32,6 +32,13 @@ type Config struct {
 	// vfs_shadow_copy2 on the base share (see prevver.go and the package
 	// documentation). Empty: no Previous Versions.
 	PreviousVersionsDir string
+	// RegistryMirror also writes every snapshot share into Samba's
+	// registry configuration, so that srvsvc (samba-dcerpcd's rpcd_classic,
+	// which never rereads include files) finds it: NetShareGetInfo, the
+	// share list of Windows clients, smbtorture's share_sd. It needs
+	// "registry shares = yes" and costs one `net conf` run (60-100 ms) per
+	// Expose, SetReadOnly and Remove; without it exposure takes about 9 ms.
+	RegistryMirror bool
 	// Log receives a line per change; nil discards.
 	Log *logrus.Entry
 }
@@ -103,7 +110,10 @@ func New(ctx context.Context, cfg Config) (*Exposer, error) {
 		res: newResolver(sm, g, cfg.ResolverTTL, cfg.IncludeFile),
 		msg: newMessenger(g["lock directory"]),
 		sec: shareSec{db: filepath.Join(g["state directory"], "share_info.tdb")},
-		reg: yes(g["registry shares"]), regDB: filepath.Join(g["state directory"], "registry.tdb"),
+		reg: cfg.RegistryMirror, regDB: filepath.Join(g["state directory"], "registry.tdb"),
+	}
+	if cfg.RegistryMirror && !yes(g["registry shares"]) {
+		return nil, fmt.Errorf("registry mirror: %s must set \"registry shares = yes\"", cfg.SMBConf)
 	}
 	if e.byName, e.pending, err = readInclude(cfg.IncludeFile); err != nil {
 		return nil, err

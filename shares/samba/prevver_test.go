@@ -31,7 +31,7 @@ func TestPreviousVersions(t *testing.T) {
 		"shadow:snapdir = " + filepath.Join(pv, "share1"), "shadow:mountpoint = " + base,
 	}}}})
 	ctx := context.Background()
-	e, err := samba.New(ctx, samba.Config{SMBConf: srv.Conf, IncludeFile: srv.Include, PreviousVersionsDir: pv})
+	e, err := samba.New(ctx, samba.Config{SMBConf: srv.Conf, IncludeFile: srv.Include, PreviousVersionsDir: pv, RegistryMirror: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +87,7 @@ func TestPreviousVersions(t *testing.T) {
 	os.Remove(link)
 	keep := filepath.Join(pv, "share1", "notes.txt")
 	os.WriteFile(keep, nil, 0o644)
-	e, err = samba.New(ctx, samba.Config{SMBConf: srv.Conf, IncludeFile: srv.Include, PreviousVersionsDir: pv})
+	e, err = samba.New(ctx, samba.Config{SMBConf: srv.Conf, IncludeFile: srv.Include, PreviousVersionsDir: pv, RegistryMirror: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -70,7 +70,7 @@ func TestReopenAndCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	before, _ := e.List(ctx)
-	e2, err := samba.New(ctx, samba.Config{SMBConf: srv.Conf, IncludeFile: srv.Include})
+	e2, err := samba.New(ctx, samba.Config{SMBConf: srv.Conf, IncludeFile: srv.Include, RegistryMirror: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +89,7 @@ func TestReopenAndCrash(t *testing.T) {
 	if !strings.Contains(sdKeys(t, srv.Dir), stray) {
 		t.Fatal("simulated crash: SD not stored")
 	}
-	e3, err := samba.New(ctx, samba.Config{SMBConf: srv.Conf, IncludeFile: srv.Include})
+	e3, err := samba.New(ctx, samba.Config{SMBConf: srv.Conf, IncludeFile: srv.Include, RegistryMirror: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -71,7 +71,7 @@ func TestRegistryMirror(t *testing.T) {
 	netConf(t, srv, "addshare", foreign, srv.Dir, "writeable=n", "guest_ok=n")
 	netConf(t, srv, "setparm", foreign, "fsrvpd:include", srv.Include+".other")
 	netConf(t, srv, "delshare", name)
-	if _, err := samba.New(ctx, samba.Config{SMBConf: srv.Conf, IncludeFile: srv.Include}); err != nil {
+	if _, err := samba.New(ctx, samba.Config{SMBConf: srv.Conf, IncludeFile: srv.Include, RegistryMirror: true}); err != nil {
 		t.Fatal(err)
 	}
 	out = netConf(t, srv, "listshares")

@@ -21,7 +21,7 @@ import (
 
 func setup(t testing.TB, o sambatest.Options) (*sambatest.Server, *samba.Exposer) {
 	srv := sambatest.Start(t, o)
-	e, err := samba.New(context.Background(), samba.Config{SMBConf: srv.Conf, IncludeFile: srv.Include})
+	e, err := samba.New(context.Background(), samba.Config{SMBConf: srv.Conf, IncludeFile: srv.Include, RegistryMirror: true})
 	if err != nil {
 		t.Fatal(err)
 	}
