@@ -28,6 +28,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/fsrvpd/fsrvpd/shares"
+	"github.com/fsrvpd/fsrvpd/shares/internal/atomicfile"
 )
 
 // Version is the schema version of the registry file.
@@ -210,7 +211,7 @@ func (r *Registry) commit(k string, s *shares.Share) error {
 	}
 	data, err := json.MarshalIndent(file{Version: Version, Shares: r.sorted()}, "", "\t")
 	if err == nil {
-		err = r.write(append(data, '\n'))
+		err = atomicfile.Write(r.path, append(data, '\n'), 0o600)
 	}
 	if err != nil {
 		if had {
@@ -221,40 +222,4 @@ func (r *Registry) commit(k string, s *shares.Share) error {
 		return fmt.Errorf("share registry %s: %w", r.path, err)
 	}
 	return nil
-}
-
-// write replaces the registry file with data: it writes a temporary file
-// next to it, fsyncs it, renames it over the file and fsyncs the directory.
-func (r *Registry) write(data []byte) (err error) {
-	path, dir := r.path, filepath.Dir(r.path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			if rerr := os.Remove(f.Name()); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
-				r.log.WithError(rerr).Warn("Removing a temporary registry file")
-			}
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

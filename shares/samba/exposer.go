@@ -14,6 +14,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/fsrvpd/fsrvpd/shares"
+	"github.com/fsrvpd/fsrvpd/shares/internal/atomicfile"
 )
 
 // Config configures New.
@@ -401,45 +402,8 @@ func (e *Exposer) write() error {
 		pend = append(pend, k)
 	}
 	slices.Sort(pend)
-	if err := writeAtomic(e.cfg.IncludeFile, renderInclude(e.sorted(), pend)); err != nil {
+	if err := atomicfile.Write(e.cfg.IncludeFile, renderInclude(e.sorted(), pend), 0o644); err != nil {
 		return fmt.Errorf("samba: writing %s: %w", e.cfg.IncludeFile, err)
 	}
 	return nil
-}
-
-// writeAtomic replaces path with data: temporary file, fsync, rename, fsync
-// of the directory.
-func writeAtomic(path string, data []byte) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if err := f.Chmod(0o644); err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
