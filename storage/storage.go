@@ -23,6 +23,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"regexp"
 	"time"
 )
@@ -45,6 +46,15 @@ var (
 // ValidID is the syntax of a snapshot ID: it becomes part of file and
 // dataset names, so it is restricted to a safe alphabet.
 var ValidID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9-]{0,63}$`)
+
+// CheckID returns an error wrapping ErrInvalidID unless id matches ValidID.
+// Backends call it first in every method that takes an id.
+func CheckID(id string) error {
+	if !ValidID.MatchString(id) {
+		return fmt.Errorf("snapshot %q: %w", id, ErrInvalidID)
+	}
+	return nil
+}
 
 // Volume is a snapshottable file store.
 type Volume struct {

@@ -23,7 +23,7 @@ import (
 func (b *Backend) CreateBatch(ctx context.Context, reqs []storage.Request) ([]storage.Snapshot, error) {
 	ids := make([]string, len(reqs))
 	for i, r := range reqs {
-		if err := checkID(r.ID); err != nil {
+		if err := storage.CheckID(r.ID); err != nil {
 			return nil, err
 		}
 		if slices.Contains(ids[:i], r.ID) {

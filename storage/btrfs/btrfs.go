@@ -252,17 +252,10 @@ func (b *Backend) openVolume(vol storage.Volume) (*os.File, error) {
 	return f, nil
 }
 
-func checkID(id string) error {
-	if !storage.ValidID.MatchString(id) {
-		return fmt.Errorf("snapshot %q: %w", id, storage.ErrInvalidID)
-	}
-	return nil
-}
-
 // Create implements storage.Backend: it writes the sidecar, then takes the
 // snapshot with BTRFS_IOC_SNAP_CREATE_V2 (read-only unless opts.Writable).
 func (b *Backend) Create(ctx context.Context, vol storage.Volume, id string, opts storage.CreateOptions) (storage.Snapshot, error) {
-	if err := checkID(id); err != nil {
+	if err := storage.CheckID(id); err != nil {
 		return storage.Snapshot{}, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -367,7 +360,7 @@ func (b *Backend) removeIDDir(id string) {
 
 // SetReadOnly implements storage.Backend with BTRFS_IOC_SUBVOL_SETFLAGS.
 func (b *Backend) SetReadOnly(ctx context.Context, id string) error {
-	if err := checkID(id); err != nil {
+	if err := storage.CheckID(id); err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
@@ -424,7 +417,7 @@ func (b *Backend) openSnapshot(id string) (*os.File, error) {
 // Delete implements storage.Backend: BTRFS_IOC_SNAP_DESTROY, then rmdir of
 // fsrvp-<id>, then an fsync of SnapshotDir, which commits the deletion.
 func (b *Backend) Delete(ctx context.Context, id string) error {
-	if err := checkID(id); err != nil {
+	if err := storage.CheckID(id); err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
@@ -480,7 +473,7 @@ func syncDir(p string) error {
 
 // Stat implements storage.Backend.
 func (b *Backend) Stat(ctx context.Context, id string) (storage.Snapshot, error) {
-	if err := checkID(id); err != nil {
+	if err := storage.CheckID(id); err != nil {
 		return storage.Snapshot{}, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -535,7 +528,7 @@ func (b *Backend) List(ctx context.Context) ([]storage.Snapshot, error) {
 	var list []storage.Snapshot
 	for _, name := range names {
 		id, ok := strings.CutPrefix(name, idPrefix)
-		if !ok || checkID(id) != nil {
+		if !ok || storage.CheckID(id) != nil {
 			continue
 		}
 		s, err := b.stat(id)

@@ -178,18 +178,11 @@ func (b *Backend) rootOf(p string) string {
 func (b *Backend) finalDir(id string) string { return filepath.Join(b.snapDir, finalPrefix+id) }
 func (b *Backend) tmpDir(id string) string   { return filepath.Join(b.snapDir, tmpPrefix+id) }
 
-func checkID(id string) error {
-	if !storage.ValidID.MatchString(id) {
-		return fmt.Errorf("snapshot %q: %w", id, storage.ErrInvalidID)
-	}
-	return nil
-}
-
 // Create implements storage.Backend. It copies the volume into
 // .tmp-<id>/data, writes .tmp-<id>/meta.json, flushes the filesystem with
 // syncfs(2), renames .tmp-<id> to fsrvp-<id> and fsyncs SnapshotDir.
 func (b *Backend) Create(ctx context.Context, vol storage.Volume, id string, opts storage.CreateOptions) (storage.Snapshot, error) {
-	if err := checkID(id); err != nil {
+	if err := storage.CheckID(id); err != nil {
 		return storage.Snapshot{}, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -288,7 +281,7 @@ func (b *Backend) snapshot(m meta) storage.Snapshot {
 // data tree, then records read_only in meta.json; a crash in between is
 // repaired by calling it again.
 func (b *Backend) SetReadOnly(ctx context.Context, id string) error {
-	if err := checkID(id); err != nil {
+	if err := storage.CheckID(id); err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
@@ -319,7 +312,7 @@ func (b *Backend) SetReadOnly(ctx context.Context, id string) error {
 // first, so that a crash mid-removal leaves only leftovers that List
 // removes.
 func (b *Backend) Delete(ctx context.Context, id string) error {
-	if err := checkID(id); err != nil {
+	if err := storage.CheckID(id); err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
@@ -367,7 +360,7 @@ func (b *Backend) removeTree(path string) error {
 
 // Stat implements storage.Backend.
 func (b *Backend) Stat(ctx context.Context, id string) (storage.Snapshot, error) {
-	if err := checkID(id); err != nil {
+	if err := storage.CheckID(id); err != nil {
 		return storage.Snapshot{}, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -414,7 +407,7 @@ func (b *Backend) List(ctx context.Context) ([]storage.Snapshot, error) {
 		switch {
 		case strings.HasPrefix(name, finalPrefix):
 			id := strings.TrimPrefix(name, finalPrefix)
-			if checkID(id) != nil {
+			if storage.CheckID(id) != nil {
 				continue
 			}
 			m, err := b.stat(id)
@@ -428,7 +421,7 @@ func (b *Backend) List(ctx context.Context) ([]storage.Snapshot, error) {
 			list = append(list, b.snapshot(m))
 		case strings.HasPrefix(name, tmpPrefix):
 			id := strings.TrimPrefix(name, tmpPrefix)
-			if checkID(id) == nil {
+			if storage.CheckID(id) == nil {
 				b.removeLeftovers(id)
 			}
 		}

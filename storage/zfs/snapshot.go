@@ -65,7 +65,7 @@ func (b *Backend) Create(ctx context.Context, vol storage.Volume, id string, opt
 func (b *Backend) CreateBatch(ctx context.Context, reqs []storage.Request) ([]storage.Snapshot, error) {
 	ids := make([]string, len(reqs))
 	for i, r := range reqs {
-		if err := checkID(r.ID); err != nil {
+		if err := storage.CheckID(r.ID); err != nil {
 			return nil, err
 		}
 		if slices.Contains(ids[:i], r.ID) {
@@ -540,7 +540,7 @@ func (b *Backend) destroyDataset(ctx context.Context, name string) error {
 // SetReadOnly implements storage.Backend: `zfs set readonly=on` on the
 // clone, recorded in org.fsrvpd:readonly.
 func (b *Backend) SetReadOnly(ctx context.Context, id string) error {
-	if err := checkID(id); err != nil {
+	if err := storage.CheckID(id); err != nil {
 		return err
 	}
 	unlock := b.locks.Lock(id)
@@ -580,7 +580,7 @@ func (b *Backend) SetReadOnly(ctx context.Context, id string) error {
 // hold and destroys the snapshot, leftovers of an interrupted Create
 // included.
 func (b *Backend) Delete(ctx context.Context, id string) error {
-	if err := checkID(id); err != nil {
+	if err := storage.CheckID(id); err != nil {
 		return err
 	}
 	unlock := b.locks.Lock(id)
@@ -604,7 +604,7 @@ func (b *Backend) Delete(ctx context.Context, id string) error {
 
 // Stat implements storage.Backend.
 func (b *Backend) Stat(ctx context.Context, id string) (storage.Snapshot, error) {
-	if err := checkID(id); err != nil {
+	if err := storage.CheckID(id); err != nil {
 		return storage.Snapshot{}, err
 	}
 	st, err := b.scan(ctx)

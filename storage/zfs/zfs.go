@@ -195,13 +195,6 @@ func datasetWithin(root, ds string) bool {
 	return ds == root || strings.HasPrefix(ds, root+"/")
 }
 
-func checkID(id string) error {
-	if !storage.ValidID.MatchString(id) {
-		return fmt.Errorf("snapshot %q: %w", id, storage.ErrInvalidID)
-	}
-	return nil
-}
-
 // Volume implements storage.Backend. The volume is the ZFS dataset mounted
 // where path is (per /proc/self/mountinfo, confirmed by zfs get); its ID is
 // the dataset's guid and its Root the mount point. A path with any mount
