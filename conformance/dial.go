@@ -50,21 +50,30 @@ func TCPDialerFrom(hostPort, localIP string, timeout time.Duration) (Dialer, err
 		if err != nil {
 			return nil, nil, fmt.Errorf("dial %s from %s: %w", binding, localIP, err)
 		}
-		// go-msrpc ties the connection's goroutines to the bind context:
-		// it must live until the connection is closed.
-		life, stop := context.WithCancel(context.WithoutCancel(ctx))
-		rpc, err := fsrvp.NewFileServerVSSAgentClient(life, cc, dcerpc.WithInsecure())
-		closeFn := func() error {
-			cctx, ccancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer ccancel()
-			err := cc.Close(cctx)
-			stop()
-			return err
-		}
+		c, closeFn, err := bindFSRVP(ctx, cc, client.WithTimeout(timeout))
 		if err != nil {
-			closeFn()
 			return nil, nil, fmt.Errorf("bind %s from %s: %w", binding, localIP, err)
 		}
-		return client.New(rpc, client.WithTimeout(timeout)), closeFn, nil
+		return c, closeFn, nil
 	}, nil
+}
+
+// bindFSRVP binds the FSRVP interface on cc and wraps it in a client. The
+// returned function closes the connection. go-msrpc ties the connection's
+// goroutines to the bind context, so that context lives until the close.
+func bindFSRVP(ctx context.Context, cc dcerpc.Conn, opts ...client.Option) (*client.Client, func() error, error) {
+	life, stop := context.WithCancel(context.WithoutCancel(ctx))
+	rpc, err := fsrvp.NewFileServerVSSAgentClient(life, cc, dcerpc.WithInsecure())
+	closeFn := func() error {
+		cctx, ccancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer ccancel()
+		err := cc.Close(cctx)
+		stop()
+		return err
+	}
+	if err != nil {
+		closeFn()
+		return nil, nil, err
+	}
+	return client.New(rpc, opts...), closeFn, nil
 }

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/oiweiwei/go-msrpc/dcerpc"
-	fsrvp "github.com/oiweiwei/go-msrpc/msrpc/fsrvp/fileservervssagent/v1"
 	msmb2 "github.com/oiweiwei/go-msrpc/smb2"
 	"github.com/oiweiwei/go-msrpc/ssp"
 	"github.com/oiweiwei/go-msrpc/ssp/credential"
@@ -55,22 +54,11 @@ func NPDialer(host string, port int, user, password string, cfg NPConfig) Dialer
 		if err != nil {
 			return nil, nil, fmt.Errorf("dial %s (SMB port %d): %w", binding, port, err)
 		}
-		// go-msrpc ties the pipe's reader to the bind context: it must
-		// live until the connection is closed.
-		life, stop := context.WithCancel(context.WithoutCancel(ctx))
-		rpc, err := fsrvp.NewFileServerVSSAgentClient(life, cc, dcerpc.WithInsecure())
-		closeFn := func() error {
-			cctx, ccancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer ccancel()
-			err := cc.Close(cctx)
-			stop()
-			return err
-		}
+		c, closeFn, err := bindFSRVP(ctx, cc, copts...)
 		if err != nil {
-			closeFn()
 			return nil, nil, fmt.Errorf("bind %s: %w", binding, err)
 		}
-		return client.New(rpc, copts...), closeFn, nil
+		return c, closeFn, nil
 	}
 }
 

@@ -145,29 +145,7 @@ func (tb *Testbed) writeConfigs() error {
 	var b strings.Builder
 	fmt.Fprintf(&b, `# fsrvpd testbed: private smbd on loopback (written by conformance/testbed)
 [global]
-	netbios name = %[3]s
-	workgroup = FSRVPDTBWG
-	server role = standalone server
-	security = user
-	map to guest = never
-	passdb backend = tdbsam:%[1]s/private/passdb.tdb
-	interfaces = 127.0.0.1
-	bind interfaces only = yes
-	smb ports = %[2]d
-	disable netbios = yes
-	private dir = %[1]s/private
-	lock directory = %[1]s/lock
-	state directory = %[1]s/state
-	cache directory = %[1]s/cache
-	pid directory = %[1]s/pid
-	ncalrpc dir = %[1]s/ncalrpc
-	winbindd socket directory = %[1]s/winbindd
-	log file = %[1]s/log/log.%%m
-	log level = 1
-	max log size = 0
-	load printers = no
-	printing = bsd
-	printcap name = /dev/null
+%[6]s	log file = %[1]s/log/log.%%m
 	disable spoolss = yes
 	# srvsvc & co. come from samba-dcerpcd (on demand, sockets in ncalrpc/np);
 	# smbd looks for pipes in npsock/np, where fssagentrpc is fsrvpd's and
@@ -179,7 +157,7 @@ func (tb *Testbed) writeConfigs() error {
 	# there (shares/samba). No "include = registry".
 	registry shares = yes
 	include = %[5]s
-`, d, tb.Port, NetbiosName, tb.SocketDir, tb.Include)
+`, d, tb.Port, NetbiosName, tb.SocketDir, tb.Include, privateGlobals(d, tb.Port, NetbiosName))
 	for _, n := range ShareNames {
 		// Previous Versions: fsrvpd links each exposed snapshot as
 		// <PreviousVersionsDir>/<share>/@GMT-...; shadow_copy2 lists them.
@@ -234,29 +212,7 @@ func (tb *Testbed) writeSambaAgentConfigs() error {
 	var b strings.Builder
 	fmt.Fprintf(&b, `# fsrvpd testbed, agent samba: Samba's rpcd_fsrvp behind a private smbd (written by conformance/testbed)
 [global]
-	netbios name = %[3]s
-	workgroup = FSRVPDTBWG
-	server role = standalone server
-	security = user
-	map to guest = never
-	passdb backend = tdbsam:%[1]s/private/passdb.tdb
-	interfaces = 127.0.0.1
-	bind interfaces only = yes
-	smb ports = %[2]d
-	disable netbios = yes
-	private dir = %[1]s/private
-	lock directory = %[1]s/lock
-	state directory = %[1]s/state
-	cache directory = %[1]s/cache
-	pid directory = %[1]s/pid
-	ncalrpc dir = %[1]s/ncalrpc
-	winbindd socket directory = %[1]s/winbindd
-	usershare path = %[1]s/usershares
-	log level = 1
-	max log size = 0
-	load printers = no
-	printing = bsd
-	printcap name = /dev/null
+%[4]s	usershare path = %[1]s/usershares
 	disable spoolss = yes
 	# smbd spawns samba-dcerpcd --np-helper, which forks rpcd_fsrvp.
 	rpc start on demand helpers = yes
@@ -264,7 +220,7 @@ func (tb *Testbed) writeSambaAgentConfigs() error {
 	registry shares = yes
 	include = registry
 	rpcd_fsrvp:num_workers = 1
-`, d, tb.Port, NetbiosName)
+`, d, tb.Port, NetbiosName, privateGlobals(d, tb.Port, NetbiosName))
 	if n := tb.SeqTimeoutSeconds(); n > 0 {
 		fmt.Fprintf(&b, "\tfss: sequence timeout = %d\n", n)
 	}
@@ -351,4 +307,32 @@ log_level = "debug"
 	fmt.Fprintf(&b, "\n[samba]\nenabled = true\nsmb_conf = %q\ninclude_file = %q\nsocket_dir = %q\nprevious_versions_dir = %q\nregistry_mirror = %v\n",
 		tb.SMBConf, tb.Include, tb.SocketDir, tb.PreviousVersionsDir(), tb.RegistryMirror)
 	return b.String()
+}
+
+// privateGlobals are the [global] lines every testbed smbd shares: loopback
+// only, its own port, passdb and directories below dir, no printing.
+func privateGlobals(dir string, port int, name string) string {
+	return fmt.Sprintf(`	netbios name = %[3]s
+	workgroup = FSRVPDTBWG
+	server role = standalone server
+	security = user
+	map to guest = never
+	passdb backend = tdbsam:%[1]s/private/passdb.tdb
+	interfaces = 127.0.0.1
+	bind interfaces only = yes
+	smb ports = %[2]d
+	disable netbios = yes
+	private dir = %[1]s/private
+	lock directory = %[1]s/lock
+	state directory = %[1]s/state
+	cache directory = %[1]s/cache
+	pid directory = %[1]s/pid
+	ncalrpc dir = %[1]s/ncalrpc
+	winbindd socket directory = %[1]s/winbindd
+	log level = 1
+	max log size = 0
+	load printers = no
+	printing = bsd
+	printcap name = /dev/null
+`, dir, port, name)
 }
