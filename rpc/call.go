@@ -220,7 +220,7 @@ func invoke(ctx context.Context, pc *presContext, p *partialCall, log *logrus.En
 	if pc.ndr64 {
 		codec = ndr.NDR64
 	}
-	op, err := pc.iface.handler(ctx, int(p.opnum), codec(p.stub, drepNDR))
+	op, err := pc.iface.handler(ctx, int(p.opnum), newBoundedReader(p.stub, pc.ndr64))
 	if f := faultForHandler(op, err); f != nil {
 		return nil, f
 	}
