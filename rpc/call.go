@@ -157,6 +157,7 @@ func (c *conn) startCall(p *partialCall) error {
 	})
 	ctx, cancel := context.WithCancel(c.ctx)
 	ctx = WithLogger(NewContext(ctx, &caller), log)
+	ctx = WithRequest(ctx, &Request{Object: p.object, Opnum: p.opnum, NDR64: pc.ndr64, Stub: p.stub})
 	a := &activeCall{cancel: cancel}
 	c.mu.Lock()
 	c.active[p.callID] = a

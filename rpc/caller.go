@@ -8,6 +8,7 @@ import (
 	"net"
 	"strings"
 
+	"github.com/oiweiwei/go-msrpc/midl/uuid"
 	"github.com/sirupsen/logrus"
 )
 
@@ -58,7 +59,38 @@ type ctxKey int
 const (
 	callerKey ctxKey = iota
 	loggerKey
+	requestKey
 )
+
+// Request describes the request of one call, for handlers that route by
+// more than the interface: DCOM dispatches an ORPC call by the IPID in the
+// object UUID (MS-DCOM §2.2.1.4; C706 §12.6.4.9 PFC_OBJECT_UUID) and checks
+// the ORPCTHIS at the start of the stub before the generated stub decodes
+// it.
+type Request struct {
+	// Object is the request's object UUID, or nil when PFC_OBJECT_UUID is
+	// not set.
+	Object *uuid.UUID
+	// Opnum is the operation number.
+	Opnum uint16
+	// NDR64 tells whether the stub is in NDR64 (else NDR 2.0).
+	NDR64 bool
+	// Stub is the reassembled request stub. It is shared with the decoder:
+	// do not modify it.
+	Stub []byte
+}
+
+// RequestFromContext returns the request of the call ctx belongs to.
+func RequestFromContext(ctx context.Context) (*Request, bool) {
+	r, ok := ctx.Value(requestKey).(*Request)
+	return r, ok && r != nil
+}
+
+// WithRequest returns a copy of ctx that carries r. The runtime calls it for
+// every call; tests of handlers may call it to fake a request.
+func WithRequest(ctx context.Context, r *Request) context.Context {
+	return context.WithValue(ctx, requestKey, r)
+}
 
 // NewContext returns a copy of ctx that carries c. The runtime calls it for
 // every call; tests of handlers may call it to fake a caller.

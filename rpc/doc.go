@@ -22,8 +22,8 @@
 // # Calls and concurrency
 //
 // Each connection has one read loop; each call runs in its own goroutine
-// with a context carrying a Caller (CallerFromContext) and a logger
-// (Logger). Without PFC_CONC_MPX, calls of a connection run one at a time;
+// with a context carrying a Caller (CallerFromContext), the Request with
+// its object UUID and stub (RequestFromContext) and a logger (Logger). Without PFC_CONC_MPX, calls of a connection run one at a time;
 // with it (go-msrpc and Windows clients ask for it) up to 16 run at once and
 // their request fragments may interleave. A response's fragments are always
 // written back to back. A call's context is cancelled when its connection

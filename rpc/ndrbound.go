@@ -34,6 +34,15 @@ type boundedReader struct {
 	ptrs     map[uint64]ndr.Pointer // NDR20 full-pointer aliasing
 }
 
+// NewNDRReader returns the reader the runtime decodes requests with, for
+// NDR data a handler finds inside a request (e.g. a DCOM activation blob's
+// type-serialized properties): little-endian NDR 2.0 or NDR64 over b, with
+// every size label checked against the octets left in b before go-msrpc's
+// decoder allocates for it.
+func NewNDRReader(b []byte, ndr64 bool) ndr.Reader {
+	return newBoundedReader(b, ndr64)
+}
+
 func newBoundedReader(stub []byte, ndr64 bool) *boundedReader {
 	r := &boundedReader{size: len(stub), ndr64: ndr64}
 	if ndr64 {

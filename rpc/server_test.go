@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/oiweiwei/go-msrpc/dcerpc"
+	"github.com/oiweiwei/go-msrpc/midl/uuid"
 	fsrvp "github.com/oiweiwei/go-msrpc/msrpc/fsrvp/fileservervssagent/v1"
 	"github.com/oiweiwei/go-msrpc/ndr"
 
@@ -116,5 +117,49 @@ func TestServeAfterShutdown(t *testing.T) {
 	}
 	if _, err := net.Dial("tcp", l.Addr().String()); err == nil {
 		t.Error("Serve left its listener open")
+	}
+}
+
+// TestRequestContext checks that a handler sees the request's object UUID
+// (PFC_OBJECT_UUID) and stub through RequestFromContext.
+func TestRequestContext(t *testing.T) {
+	type seen struct {
+		object string
+		stub   int
+		ndr64  bool
+	}
+	got := make(chan seen, 2)
+	s := &rpc.Server{Logger: testLogger()}
+	s.Register(fsrvp.FileServerVSSAgentSyntaxV1_0, func(ctx context.Context, opnum int, r ndr.Reader) (dcerpc.Operation, error) {
+		req, ok := rpc.RequestFromContext(ctx)
+		if !ok || int(req.Opnum) != opnum {
+			t.Errorf("request %+v, %v for opnum %d", req, ok, opnum)
+		} else {
+			sn := seen{stub: len(req.Stub), ndr64: req.NDR64}
+			if req.Object != nil {
+				sn.object = req.Object.String()
+			}
+			got <- sn
+		}
+		return fsrvp.NewFileServerVSSAgentServerHandle(&fakeFSRVP{})(ctx, opnum, r)
+	})
+	addr, _ := startTCP(t, s)
+	cli, _ := dialFSRVP(t, addr, nil)
+	ctx := context.Background()
+	obj := uuid.MustParse("01234567-89ab-cdef-0123-456789abcdef")
+	if _, err := cli.IsPathSupported(ctx, &fsrvp.IsPathSupportedRequest{ShareName: "x"}, dcerpc.WithObjectUUID(obj)); err != nil {
+		t.Fatal(err)
+	}
+	if sn := <-got; sn.object != obj.String() || sn.stub == 0 || sn.ndr64 {
+		t.Errorf("with object: %+v", sn)
+	}
+	if _, err := cli.GetSupportedVersion(ctx, &fsrvp.GetSupportedVersionRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if sn := <-got; sn.object != "" {
+		t.Errorf("without object: %+v", sn)
+	}
+	if _, ok := rpc.RequestFromContext(context.Background()); ok {
+		t.Error("request in a bare context")
 	}
 }
