@@ -18,9 +18,8 @@ import (
 const (
 	nakReasonNotSpecified          dcerpc.ProviderReason = 0
 	nakProtocolVersionNotSupported dcerpc.ProviderReason = 4
-	// nakAuthTypeNotRecognized answers any bind that carries an auth
-	// verifier: no security provider is configured yet. An authentication
-	// provider would hook in at handleBind, alter_context and auth3.
+	// nakAuthTypeNotRecognized answers a bind whose auth_type has no
+	// configured AuthProvider.
 	nakAuthTypeNotRecognized dcerpc.ProviderReason = 8
 )
 
@@ -42,13 +41,17 @@ func (c *conn) handleBind(h dcerpc.Header, body []byte) error {
 		c.bindNak(h.CallID, nakReasonNotSpecified)
 		return errClose
 	}
+	end, tr, token := len(body), secTrailer{}, []byte(nil)
 	if h.AuthLength != 0 {
-		c.log.Info("rpc: authenticated bind refused: no security provider")
-		c.bindNak(h.CallID, nakAuthTypeNotRecognized)
-		return errClose
+		var err error
+		if tr, end, token, err = splitAuth(body, h.AuthLength); err != nil {
+			c.log.WithError(err).Info("rpc: malformed bind")
+			c.bindNak(h.CallID, nakReasonNotSpecified)
+			return errClose
+		}
 	}
 	var b dcerpc.Bind
-	if err := b.ReadFrom(context.Background(), ndr.NDR20(body, drepNDR)); err != nil {
+	if err := b.ReadFrom(context.Background(), ndr.NDR20(body[:end], drepNDR)); err != nil {
 		c.log.WithError(err).Info("rpc: malformed bind")
 		c.bindNak(h.CallID, nakReasonNotSpecified)
 		return errClose
@@ -72,9 +75,20 @@ func (c *conn) handleBind(h dcerpc.Header, body []byte) error {
 	} else {
 		c.sem = make(chan struct{}, 1)
 	}
+	var reply []byte
+	if h.AuthLength != 0 {
+		var nak dcerpc.ProviderReason
+		if reply, nak, err = c.authExchange(dcerpc.PacketTypeBind, tr, token); err != nil {
+			c.bindNak(h.CallID, nak)
+			return errClose
+		}
+		c.defaultAuth = c.auth[tr.contextID]
+		// MS-RPCE §3.3.1.5.2.2: header signing is echoed when the client
+		// offers it with an authenticated bind.
+		c.headerSign = h.PacketFlags.IsSet(dcerpc.PacketFlagSupportHeaderSign)
+	}
 	c.bound = true
 
-	// PFC_SUPPORT_HEADER_SIGN is not echoed: nothing is signed yet.
 	ack := &dcerpc.BindAck{
 		MaxXmitFrag:  uint16(c.maxFrag),
 		MaxRecvFrag:  uint16(c.maxFrag),
@@ -86,6 +100,9 @@ func (c *conn) handleBind(h dcerpc.Header, body []byte) error {
 	if err != nil {
 		return err
 	}
+	if h.AuthLength != 0 {
+		pdu = bindAuthReply(pdu, tr, reply)
+	}
 	return c.write(pdu)
 }
 
@@ -94,18 +111,31 @@ func (c *conn) handleAlterContext(h dcerpc.Header, body []byte) error {
 	if !c.bound {
 		return c.protocolError(h.CallID, protoErrorf("alter_context before bind"))
 	}
+	end, tr, token := len(body), secTrailer{}, []byte(nil)
 	if h.AuthLength != 0 {
-		c.log.Info("rpc: authenticated alter_context refused: no security provider")
-		c.write(faultPDU(h.CallID, 0, StatusSecPkgError, true))
-		return errClose
+		var err error
+		if tr, end, token, err = splitAuth(body, h.AuthLength); err != nil {
+			return c.protocolError(h.CallID, err)
+		}
 	}
 	var a dcerpc.AlterContext
-	if err := a.ReadFrom(context.Background(), ndr.NDR20(body, drepNDR)); err != nil {
+	if err := a.ReadFrom(context.Background(), ndr.NDR20(body[:end], drepNDR)); err != nil {
 		return c.protocolError(h.CallID, protoErrorf("alter_context: %v", err))
 	}
 	results, err := c.negotiate(a.ContextList, false)
 	if err != nil {
 		return c.protocolError(h.CallID, err)
+	}
+	var reply []byte
+	if h.AuthLength != 0 {
+		if reply, _, err = c.authExchange(dcerpc.PacketTypeAlterContext, tr, token); err != nil {
+			// Samba answers a failed alter_context exchange the same way.
+			c.write(faultPDU(h.CallID, 0, StatusAccessDenied, true))
+			return errClose
+		}
+		if c.defaultAuth == nil {
+			c.defaultAuth = c.auth[tr.contextID]
+		}
 	}
 	// Sizes and the secondary address are ignored in alter_context_resp
 	// (C706 §12.6.4.2); Samba sends them as below.
@@ -119,6 +149,9 @@ func (c *conn) handleAlterContext(h dcerpc.Header, body []byte) error {
 	if err != nil {
 		return err
 	}
+	if h.AuthLength != 0 {
+		pdu = bindAuthReply(pdu, tr, reply)
+	}
 	return c.write(pdu)
 }
 
@@ -126,6 +159,9 @@ func (c *conn) ackFlags() dcerpc.PacketFlag {
 	flags := dcerpc.PacketFlagFirstFrag | dcerpc.PacketFlagLastFrag
 	if c.mpx {
 		flags |= dcerpc.PacketFlagConcMPX
+	}
+	if c.headerSign {
+		flags |= dcerpc.PacketFlagSupportHeaderSign
 	}
 	return flags
 }

@@ -22,6 +22,7 @@ type partialCall struct {
 	opnum  uint16
 	object *uuid.UUID
 	stub   []byte
+	auth   *secContext // the security context of the first fragment, or nil
 }
 
 // activeCall is a running call.
@@ -34,15 +35,14 @@ type activeCall struct {
 // hint is only a hint (C706 §12.6.4.9).
 const maxPrealloc = 256 << 10
 
-// handleRequest adds a request fragment to its call and starts the call on
-// the last fragment.
-func (c *conn) handleRequest(h dcerpc.Header, body []byte) error {
+// handleRequest checks a request fragment's verifier, adds the fragment to
+// its call and starts the call on the last fragment. frame is the whole
+// fragment.
+func (c *conn) handleRequest(h dcerpc.Header, frame []byte) error {
 	if !c.bound {
 		return c.protocolError(h.CallID, protoErrorf("request before bind"))
 	}
-	if h.AuthLength != 0 {
-		return c.protocolError(h.CallID, protoErrorf("auth verifier on an unauthenticated connection"))
-	}
+	body := frame[headerSize:]
 	req := dcerpc.Request{}
 	off := requestHeaderSize
 	if h.PacketFlags.IsSet(dcerpc.PacketFlagObjectUUID) {
@@ -53,10 +53,13 @@ func (c *conn) handleRequest(h dcerpc.Header, body []byte) error {
 	if len(body) < off {
 		return c.protocolError(h.CallID, protoErrorf("request of %d bytes", len(body)))
 	}
-	if err := req.ReadFrom(context.Background(), ndr.NDR20(body, drepNDR)); err != nil {
+	if err := req.ReadFrom(context.Background(), ndr.NDR20(body[:off], drepNDR)); err != nil {
 		return c.protocolError(h.CallID, protoErrorf("request: %v", err))
 	}
-	stub := body[off:]
+	stub, sc, err := c.requestAuth(h, frame, headerSize+off)
+	if err != nil {
+		return err
+	}
 
 	p := c.pending[h.CallID]
 	if h.PacketFlags.IsSet(dcerpc.PacketFlagFirstFrag) {
@@ -70,12 +73,14 @@ func (c *conn) handleRequest(h dcerpc.Header, body []byte) error {
 		case len(c.pending) >= maxConcurrentCalls:
 			return c.protocolError(h.CallID, protoErrorf("too many partial calls"))
 		}
-		p = &partialCall{callID: h.CallID, ctxID: req.ContextID, opnum: req.OpNum, object: req.ObjectUUID}
+		p = &partialCall{callID: h.CallID, ctxID: req.ContextID, opnum: req.OpNum, object: req.ObjectUUID, auth: sc}
 		if !h.PacketFlags.IsSet(dcerpc.PacketFlagLastFrag) {
 			p.stub = make([]byte, 0, min(int(req.AllocHint), c.srv.maxRequestSize(), maxPrealloc))
 		}
 	} else if p == nil || p.ctxID != req.ContextID || p.opnum != req.OpNum {
 		return c.protocolError(h.CallID, protoErrorf("stray fragment of call %d", h.CallID))
+	} else if p.auth != sc {
+		return c.protocolError(h.CallID, protoErrorf("fragment of call %d under another security context", h.CallID))
 	}
 
 	if c.pendingBytes+len(stub) > c.srv.maxRequestSize() {
@@ -150,6 +155,7 @@ func (c *conn) startCall(p *partialCall) error {
 		return errClose
 	}
 	caller := c.caller
+	callerAuth(&caller, p.auth)
 	log := c.log.WithFields(logrus.Fields{
 		LogFieldCallID: p.callID,
 		LogFieldOpnum:  p.opnum,
@@ -202,6 +208,10 @@ func (c *conn) runCall(ctx context.Context, a *activeCall, pc *presContext, p *p
 			log.WithError(f.err).Infof("rpc: call failed: fault 0x%08x", f.status)
 		}
 		c.write(faultPDU(p.callID, p.ctxID, f.status, f.didNotExecute))
+		return
+	}
+	if p.auth != nil && p.auth.level >= AuthLevelIntegrity {
+		c.protectedResponse(p.callID, p.ctxID, stub, p.auth)
 		return
 	}
 	c.writeResponse(p.callID, p.ctxID, stub)

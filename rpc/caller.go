@@ -41,10 +41,15 @@ type Caller struct {
 	// ClientAddress is the client's IP address without a port, or "local"
 	// for a unix socket. For ncacn_np it is the SMB client's address.
 	ClientAddress string
-	// AuthType and AuthLevel are the negotiated security provider and level
-	// (MS-RPCE §2.2.1.1.7-8); 0 means none. The runtime does not accept
-	// authenticated binds yet, so both are always 0.
+	// AuthType and AuthLevel are the security provider and level of the
+	// security context the request came under (MS-RPCE §2.2.1.1.7-8,
+	// AuthType* and AuthLevel* constants); 0 means an unauthenticated
+	// call. AuthContextID is that context's auth_context_id.
 	AuthType, AuthLevel uint8
+	AuthContextID       uint32
+	// Identity is the client authenticated by that security context, or
+	// nil for an unauthenticated call. It is shared: do not modify it.
+	Identity *Identity
 	// ConnID identifies the connection within the Server.
 	ConnID uint64
 	// AssocGroupID is the association group of the connection.

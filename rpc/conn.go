@@ -44,6 +44,9 @@ type conn struct {
 	pending      map[uint32]*partialCall // requests being reassembled
 	pendingBytes int
 	sem          chan struct{} // running-call tokens, sized at bind
+	auth         map[uint32]*secContext // security contexts by auth_context_id
+	defaultAuth  *secContext            // the bind's; used by requests without verifier
+	headerSign   bool                   // PFC_SUPPORT_HEADER_SIGN negotiated
 
 	mu       sync.Mutex
 	active   map[uint32]*activeCall // running calls by call id
@@ -75,6 +78,7 @@ func newConn(s *Server, nc net.Conn, info ConnInfo) *conn {
 		}),
 		contexts: make(map[uint16]*presContext),
 		pending:  make(map[uint32]*partialCall),
+		auth:     make(map[uint32]*secContext),
 		active:   make(map[uint32]*activeCall),
 	}
 	c.ctx, c.cancel = context.WithCancel(s.ctx)
@@ -133,12 +137,12 @@ func (c *conn) serve() {
 		if !c.waitNext() {
 			return
 		}
-		h, body, err := c.readPDU()
+		h, frame, err := c.readPDU()
 		if err != nil {
 			c.logReadError(h, err)
 			return
 		}
-		if err := c.handle(h, body); err != nil {
+		if err := c.handle(h, frame); err != nil {
 			if !errors.Is(err, errClose) {
 				c.log.WithError(err).Debug("rpc: closing connection")
 			}
@@ -147,7 +151,8 @@ func (c *conn) serve() {
 	}
 }
 
-// readPDU reads one fragment. While calls run, an idle timeout before the
+// readPDU reads one fragment and returns it whole (header included).
+// While calls run, an idle timeout before the
 // first byte of a PDU is not an error.
 func (c *conn) readPDU() (dcerpc.Header, []byte, error) {
 	var hb [headerSize]byte
@@ -168,11 +173,12 @@ func (c *conn) readPDU() (dcerpc.Header, []byte, error) {
 	if err := checkHeader(h); err != nil {
 		return h, nil, err
 	}
-	body := make([]byte, int(h.FragLength)-headerSize)
-	if _, err := io.ReadFull(c.nc, body); err != nil {
+	frame := make([]byte, int(h.FragLength))
+	copy(frame, hb[:])
+	if _, err := io.ReadFull(c.nc, frame[headerSize:]); err != nil {
 		return h, nil, fmt.Errorf("read %s body: %w", h.PacketType, err)
 	}
-	return h, body, nil
+	return h, frame, nil
 }
 
 func (c *conn) logReadError(h dcerpc.Header, err error) {
@@ -190,9 +196,10 @@ func (c *conn) logReadError(h dcerpc.Header, err error) {
 	}
 }
 
-// handle dispatches one PDU by type (C706 §12.6.4). A non-nil error closes
-// the connection.
-func (c *conn) handle(h dcerpc.Header, body []byte) error {
+// handle dispatches one PDU by type (C706 §12.6.4). frame is the whole
+// fragment. A non-nil error closes the connection.
+func (c *conn) handle(h dcerpc.Header, frame []byte) error {
+	body := frame[headerSize:]
 	if c.log.Logger.IsLevelEnabled(logrus.DebugLevel) {
 		c.log.WithFields(logrus.Fields{
 			LogFieldCallID: h.CallID, "ptype": h.PacketType.String(),
@@ -212,12 +219,10 @@ func (c *conn) handle(h dcerpc.Header, body []byte) error {
 	case dcerpc.PacketTypeAlterContext:
 		return c.handleAlterContext(h, body)
 	case dcerpc.PacketTypeRequest:
-		return c.handleRequest(h, body)
+		return c.handleRequest(h, frame)
 	case dcerpc.PacketTypeAuth3:
-		// Third leg of a three-leg authentication. Binds with an auth
-		// verifier are refused (see bind.go), so there is nothing to
-		// complete; accepted and ignored, as no reply is ever sent to it.
-		return nil
+		// Third leg of a three-leg authentication (NTLM); never answered.
+		return c.handleAuth3(h, body)
 	case dcerpc.PacketTypeCancel:
 		// co_cancel (C706 §12.6.4.1): noted only. Handlers are not
 		// interrupted; the response carries cancel_count 0.
@@ -245,6 +250,11 @@ func (c *conn) protocolError(callID uint32, err error) error {
 func (c *conn) write(b []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	return c.writeLocked(b)
+}
+
+// writeLocked is write with c.wmu held.
+func (c *conn) writeLocked(b []byte) error {
 	c.nc.SetWriteDeadline(time.Now().Add(c.srv.idleTimeout()))
 	if _, err := c.nc.Write(b); err != nil {
 		c.nc.Close()

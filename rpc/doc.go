@@ -42,15 +42,42 @@
 //
 // # Authentication
 //
-// None yet. A bind carrying an auth verifier is answered with bind_nak
-// reason 8 (authentication_type_not_recognized, MS-RPCE §2.2.2.5), an
-// alter_context with one by a RPC_S_SEC_PKG_ERROR fault, and auth3 is
-// ignored. Caller.AuthType and AuthLevel are 0. A security provider will
-// plug in at handleBind/handleAlterContext (verifier exchange), at
-// handleRequest (verify or unseal the stub before reassembly) and at
-// writeResponse (sign or seal each fragment, which then needs the 16-byte
-// stub alignment).
+// Server.Auth lists AuthProviders, one per auth_type (MS-RPCE §2.2.1.1.7).
+// A bind or alter_context with a sec_trailer (MS-RPCE §2.2.2.11) starts a
+// security context for its auth_context_id: the provider's NewContext,
+// then SecurityContext.Accept for every token of the exchange (bind →
+// bind_ack, alter_context → alter_context_resp, auth3 without reply)
+// until it reports done. An unknown auth_type gets bind_nak reason 8,
+// other refusals (level call or packet, a bad token, wrong credentials)
+// bind_nak reason 0, or an access-denied fault for alter_context; a
+// failed auth3 closes the connection. Up to 8 contexts per connection.
 //
+//	bind(sec_trailer, token) ─► authExchange ─► Accept ─► bind_ack(token)
+//	request(…, pad, sec_trailer, signature) ─► requestAuth ─► Unwrap
+//	     (verify, decrypt at privacy) ─► call ─► protectedResponse ─► Wrap
+//
+// At integrity and privacy every request fragment must carry a verifier
+// for an established context of the same type and level; Unwrap checks the
+// signature and the sequence number, so a tampered, replayed or reordered
+// PDU gets an access-denied fault and the connection is closed. Requests
+// without verifier are accepted only at connect level (clients send none
+// there). Response fragments are padded to 16 bytes and signed or sealed
+// under the write lock, so sequence numbers follow the wire order. Faults
+// are sent without verifier, as Samba does. PFC_SUPPORT_HEADER_SIGN is
+// echoed (bind_ack, alter_context_resp) when the client offers it with an
+// authenticated bind, and passed to the mechanism as Message.HeaderSign;
+// NTLMSSP signs the whole PDU either way (Windows, Samba), GSS mechanisms
+// such as Kerberos sign the header only with it. The verification trailer
+// (MS-RPCE §2.2.2.13) that clients append to the stub is ignored.
+//
+// Caller.AuthType, AuthLevel, AuthContextID and Identity describe the
+// context of each call (nil Identity: unauthenticated). Authorization is
+// the handler's business (e.g. Identity.IsBackupCapable).
+//
+// Implementations live below rpc/auth: ntlm (NTLMSSP acceptor over a
+// Verifier credential source), spnego (composes spnego.Mechanisms, each
+// an OID plus a SecurityContext factory; NTLM is one, Kerberos another).
+
 // # go-msrpc workarounds
 //
 // go-msrpc v1.5.2 has no server runtime and a few server-side bugs:

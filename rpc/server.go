@@ -64,6 +64,11 @@ type Server struct {
 	// no call of it runs; 0 means DefaultIdleTimeout. It also bounds how long
 	// one PDU, or one response, may take on the wire.
 	IdleTimeout time.Duration
+	// Auth lists the security providers, one per auth_type (see
+	// AuthProvider). A bind or alter_context whose sec_trailer names
+	// another type is refused (bind_nak reason 8). Empty: every
+	// authenticated bind is refused.
+	Auth []AuthProvider
 
 	initOnce  sync.Once
 	slotsOnce sync.Once

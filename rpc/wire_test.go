@@ -263,6 +263,8 @@ func TestWireMalformed(t *testing.T) {
 		{"ContextRebound", [][]byte{bind, frame(ptAlter, pfcWhole, 2, bindBody(0, 0, rawCtx{0, fsrvpSyntax, []*dcerpc.SyntaxID{ndr64}}))},
 			[]byte{ptBindAck, ptFault}, []uint32{0, rpc.StatusProtocolError}},
 		{"RequestWithAuth", [][]byte{bind, withHeader(frame(ptRequest, pfcWhole, 2, requestBody(0, 0, 0, make([]byte, 24))), 10, 8)},
+			[]byte{ptBindAck, ptFault}, []uint32{0, rpc.StatusAccessDenied}},
+		{"Auth3Unauthenticated", [][]byte{bind, frame(ptAuth3, pfcWhole, 2, make([]byte, 4))},
 			[]byte{ptBindAck, ptFault}, []uint32{0, rpc.StatusProtocolError}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -314,7 +316,6 @@ func TestWireOrphaned(t *testing.T) {
 		frame(ptRequest, pfcFirst, 5, requestBody(0, 8, 100, make([]byte, 40))),
 		frame(ptOrphaned, pfcWhole, 5, nil),
 		frame(ptCancel, pfcWhole, 5, nil),
-		frame(ptAuth3, pfcWhole, 5, make([]byte, 4)),
 	)
 	// The partial call is gone: the same call id starts afresh.
 	if resp, status, _ := c.call(5, 0, 0, nil, 100); status != 0 || !bytes.Equal(resp, versionStub) {
