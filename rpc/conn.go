@@ -43,7 +43,7 @@ type conn struct {
 	contexts     map[uint16]*presContext
 	pending      map[uint32]*partialCall // requests being reassembled
 	pendingBytes int
-	sem          chan struct{} // running-call tokens, sized at bind
+	sem          chan struct{}          // running-call tokens, sized at bind
 	auth         map[uint32]*secContext // security contexts by auth_context_id
 	defaultAuth  *secContext            // the bind's; used by requests without verifier
 	headerSign   bool                   // PFC_SUPPORT_HEADER_SIGN negotiated
