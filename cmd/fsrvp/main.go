@@ -65,6 +65,8 @@ type command struct {
 var commands = []command{
 	{"create", "[-context ctx] [-rw] [-no-recovery-complete] <share>...", "create, expose and (by default) recovery-complete a shadow copy set", runCreate},
 	{"delete", "-from <file|-> | <set> <sc>=<share>...", "delete the mappings of a set (its shadow copies go with the last one)", runDelete},
+	{"backup", "[-smb host[:port]] [-pipe] [-workers n] [-incremental-from dir] [-include spec] [-exclude spec] <dest> <share>...", "back up shares through a shadow copy set into dest (data, documents, catalog)", runBackup},
+	{"verify", "<backup dir>", "check a backup against its catalog (sizes and SHA-256)", runVerify},
 	{"version", "", "GetSupportedVersion", runVersion},
 	{"set-context", "<backup|file_share_backup|nas_rollback|app_rollback|number> [ro|rw]", "SetContext", runSetContext},
 	{"start", "[-client-id uuid]", "StartShadowCopySet; prints the set id", runStart},
@@ -87,6 +89,7 @@ type app struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	dial           dialFunc
+	getenv         func(string) string
 
 	// global flags
 	server  string
@@ -134,7 +137,7 @@ func main() {
 
 // run is the whole program minus the process: it returns the exit status.
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer, dial dialFunc) int {
-	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, dial: dial}
+	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, dial: dial, getenv: getenv}
 	fs := flag.NewFlagSet("fsrvp", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	defServer := getenv("FSRVP_SERVER")
@@ -217,6 +220,11 @@ func (a *app) dispatch(ctx context.Context, args []string) error {
 
 // connect dials the server with the global flags.
 func (a *app) connect(ctx context.Context) (*client.Client, error) {
+	return a.dial(ctx, a.server, a.clientOptions()...)
+}
+
+// clientOptions are the client options the global flags ask for.
+func (a *app) clientOptions() []client.Option {
 	opts := []client.Option{client.WithTimeout(a.timeout), client.WithShareHost(a.target.Host)}
 	if a.epm != "" {
 		opts = append(opts, client.WithEndpointMapper(a.epm))
@@ -230,7 +238,7 @@ func (a *app) connect(ctx context.Context) (*client.Client, error) {
 		l.SetLevel(logrus.DebugLevel)
 		opts = append(opts, client.WithLogger(logrus.NewEntry(l)))
 	}
-	return a.dial(ctx, a.server, opts...)
+	return opts
 }
 
 // share expands a share argument like the client does.
