@@ -67,6 +67,9 @@ func (f *fakeFSRVP) IsPathSupported(ctx context.Context, req *fsrvp.IsPathSuppor
 			return nil, errors.New("no caller")
 		}
 		name = c.Transport + "|" + c.ClientAddress
+		if c.Identity != nil {
+			name += fmt.Sprintf("|%d|%d|%s|%s", c.AuthType, c.AuthLevel, c.Identity, c.Identity.Mechanism)
+		}
 	}
 	return &fsrvp.IsPathSupportedResponse{SupportedByThisProvider: true, OwnerMachineName: name}, nil
 }

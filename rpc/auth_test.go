@@ -1,0 +1,263 @@
+package rpc_test
+
+// Tests of authenticated connections with go-msrpc's client-side NTLM and
+// SPNEGO, an implementation independent of ours.
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"io"
+	"net"
+	"testing"
+
+	"github.com/oiweiwei/go-msrpc/dcerpc"
+	fsrvp "github.com/oiweiwei/go-msrpc/msrpc/fsrvp/fileservervssagent/v1"
+	"github.com/oiweiwei/go-msrpc/ssp"
+	"github.com/oiweiwei/go-msrpc/ssp/credential"
+	"github.com/oiweiwei/go-msrpc/ssp/gssapi"
+
+	"github.com/fsrvpd/fsrvpd/rpc"
+	"github.com/fsrvpd/fsrvpd/rpc/auth/ntlm"
+	"github.com/fsrvpd/fsrvpd/rpc/auth/spnego"
+)
+
+const (
+	testUser     = "alice"
+	testPassword = "S3cret-pass"
+)
+
+// authServer returns a server with the NTLM provider and one account that
+// is a Backup Operator.
+func authServer(fake *fakeFSRVP) *rpc.Server {
+	s := newServer(fake)
+	n := ntlm.NewProvider(ntlm.Config{
+		Verifier: ntlm.NewAccounts([]ntlm.Account{{User: testUser, NTHash: ntlm.NTHash(testPassword), SIDs: []string{"S-1-5-21-1-2-3-1001", rpc.SIDBackupOperators}}}),
+	})
+	s.Auth = []rpc.AuthProvider{n, spnego.NewProvider(n)}
+	return s
+}
+
+// dialAuth binds go-msrpc's client with credentials at a level.
+func dialAuth(t testing.TB, addr, user, password string, level dcerpc.SecurityOption, spnego bool) (fsrvp.FileServerVSSAgentClient, error) {
+	t.Helper()
+	ctx := gssapi.NewSecurityContext(context.Background())
+	cc, err := dcerpc.Dial(ctx, binding(t, addr))
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	t.Cleanup(func() { cc.Close(context.Background()) })
+	opts := []dcerpc.Option{level, dcerpc.WithCredentials(credential.NewFromPassword(user, password, credential.Domain("WORKGROUP")))}
+	if spnego {
+		opts = append(opts, dcerpc.WithMechanism(ssp.SPNEGO), dcerpc.WithMechanism(ssp.NTLM))
+	} else {
+		opts = append(opts, dcerpc.WithMechanism(ssp.NTLM))
+	}
+	return fsrvp.NewFileServerVSSAgentClient(ctx, cc, opts...)
+}
+
+func TestAuthNTLMClient(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		level  dcerpc.SecurityOption
+		want   uint8
+		spnego bool
+	}{
+		{"Connect", dcerpc.WithConnect(), rpc.AuthLevelConnect, false},
+		{"Sign", dcerpc.WithSign(), rpc.AuthLevelIntegrity, false},
+		{"Seal", dcerpc.WithSeal(), rpc.AuthLevelPrivacy, false},
+		{"SPNEGOConnect", dcerpc.WithConnect(), rpc.AuthLevelConnect, true},
+		{"SPNEGOSign", dcerpc.WithSign(), rpc.AuthLevelIntegrity, true},
+		{"SPNEGOSeal", dcerpc.WithSeal(), rpc.AuthLevelPrivacy, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr, _ := startTCP(t, authServer(&fakeFSRVP{}))
+			cli, err := dialAuth(t, addr, testUser, testPassword, tc.level, tc.spnego)
+			if err != nil {
+				t.Fatalf("bind: %v", err)
+			}
+			ctx := context.Background()
+			for i := 0; i < 3; i++ {
+				p, err := cli.IsPathSupported(ctx, &fsrvp.IsPathSupportedRequest{ShareName: "whoami"})
+				if err != nil {
+					t.Fatalf("IsPathSupported: %v", err)
+				}
+				t.Logf("%s", p.OwnerMachineName)
+			}
+		})
+	}
+}
+
+// pduProxy forwards TCP connections to a server; mutate sees every PDU the
+// client sends (n counts request PDUs from 1, 0 for others) and returns
+// what to forward instead.
+type pduProxy struct {
+	target string
+	mutate func(n int, pdu []byte, sent [][]byte) [][]byte
+}
+
+func startProxy(t *testing.T, target string, mutate func(n int, pdu []byte, sent [][]byte) [][]byte) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	p := &pduProxy{target: target, mutate: mutate}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go p.serve(c)
+		}
+	}()
+	return l.Addr().String()
+}
+
+func (p *pduProxy) serve(c net.Conn) {
+	defer c.Close()
+	s, err := net.Dial("tcp", p.target)
+	if err != nil {
+		return
+	}
+	defer s.Close()
+	go func() {
+		io.Copy(c, s)
+		c.Close()
+	}()
+	var sent [][]byte
+	n := 0
+	for {
+		var hdr [16]byte
+		if _, err := io.ReadFull(c, hdr[:]); err != nil {
+			return
+		}
+		pdu := make([]byte, binary.LittleEndian.Uint16(hdr[8:10]))
+		copy(pdu, hdr[:])
+		if _, err := io.ReadFull(c, pdu[16:]); err != nil {
+			return
+		}
+		i := 0
+		if pdu[2] == 0 { // request
+			n++
+			i = n
+		}
+		out := [][]byte{pdu}
+		if p.mutate != nil {
+			out = p.mutate(i, pdu, sent)
+		}
+		sent = append(sent, bytes.Clone(pdu))
+		for _, b := range out {
+			if _, err := s.Write(b); err != nil {
+				return
+			}
+		}
+	}
+}
+
+// TestAuthRefused checks that what must be refused is: a wrong password,
+// a tampered request, a replayed request, a request stripped of its
+// verifier, and that the connection is closed afterwards.
+func TestAuthRefused(t *testing.T) {
+	ctx := context.Background()
+	t.Run("WrongPassword", func(t *testing.T) {
+		addr, _ := startTCP(t, authServer(&fakeFSRVP{}))
+		for _, spnego := range []bool{false, true} {
+			cli, err := dialAuth(t, addr, testUser, "not-"+testPassword, dcerpc.WithSign(), spnego)
+			if err == nil {
+				// NTLM's third leg (auth3) has no reply: the refusal
+				// shows on the first call.
+				_, err = cli.GetSupportedVersion(ctx, &fsrvp.GetSupportedVersionRequest{})
+			}
+			if err == nil {
+				t.Errorf("spnego=%v: wrong password accepted", spnego)
+			}
+		}
+		if _, err := dialAuth(t, addr, "mallory", testPassword, dcerpc.WithSign(), true); err == nil {
+			t.Errorf("unknown user accepted")
+		}
+	})
+
+	flip := func(n int, pdu []byte, _ [][]byte) [][]byte {
+		if n == 2 {
+			pdu = bytes.Clone(pdu)
+			pdu[24+20] ^= 0x01 // in the share name of the stub
+		}
+		return [][]byte{pdu}
+	}
+	flipHeader := func(n int, pdu []byte, _ [][]byte) [][]byte {
+		if n == 2 {
+			pdu = bytes.Clone(pdu)
+			pdu[22] ^= 0x01 // opnum: in the signed header, not in the stub
+		}
+		return [][]byte{pdu}
+	}
+	replay := func(n int, pdu []byte, sent [][]byte) [][]byte {
+		if n == 2 {
+			for _, old := range sent {
+				if old[2] == 0 { // the first request, verbatim
+					return [][]byte{old, pdu}
+				}
+			}
+		}
+		return [][]byte{pdu}
+	}
+	strip := func(n int, pdu []byte, _ [][]byte) [][]byte {
+		if n == 2 {
+			authLen := int(binary.LittleEndian.Uint16(pdu[10:12]))
+			pdu = bytes.Clone(pdu[:len(pdu)-authLen-8])
+			binary.LittleEndian.PutUint16(pdu[8:10], uint16(len(pdu)))
+			binary.LittleEndian.PutUint16(pdu[10:12], 0)
+		}
+		return [][]byte{pdu}
+	}
+	for _, tc := range []struct {
+		name   string
+		mutate func(int, []byte, [][]byte) [][]byte
+		ok     bool
+	}{
+		{"Untouched", nil, true},
+		{"Tampered", flip, false},
+		{"TamperedHeader", flipHeader, false},
+		{"Replayed", replay, false},
+		{"VerifierStripped", strip, false},
+	} {
+		for _, lv := range []struct {
+			name   string
+			level  dcerpc.SecurityOption
+			spnego bool
+		}{{"Sign", dcerpc.WithSign(), false}, {"Seal", dcerpc.WithSeal(), false}, {"SPNEGOSign", dcerpc.WithSign(), true}} {
+			t.Run(tc.name+"/"+lv.name, func(t *testing.T) {
+				fake := &fakeFSRVP{}
+				addr, _ := startTCP(t, authServer(fake))
+				cli, err := dialAuth(t, startProxy(t, addr, tc.mutate), testUser, testPassword, lv.level, lv.spnego)
+				if err != nil {
+					t.Fatalf("bind: %v", err)
+				}
+				call := func() error {
+					_, err := cli.IsPathSupported(ctx, &fsrvp.IsPathSupportedRequest{ShareName: `\\server\share1`})
+					return err
+				}
+				if err := call(); err != nil {
+					t.Fatalf("first call: %v", err)
+				}
+				err2, err3 := call(), call()
+				switch {
+				case tc.ok && (err2 != nil || err3 != nil):
+					t.Fatalf("calls failed: %v, %v", err2, err3)
+				case !tc.ok && (err2 == nil || err3 == nil):
+					t.Fatalf("call after the mutated PDU: %v, %v; want both refused (connection closed)", err2, err3)
+				}
+				want := int64(3)
+				if !tc.ok {
+					want = 1
+				}
+				if got := fake.calls.Load(); got != want {
+					t.Errorf("handler ran %d times, want %d", got, want)
+				}
+			})
+		}
+	}
+}
