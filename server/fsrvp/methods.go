@@ -449,5 +449,12 @@ func (s *Service) CommitShadowCopySet(ctx context.Context, c Caller, setID uuid.
 	}
 	s.sets[setID] = next
 	s.opLog("CommitShadowCopySet", c).WithField("set_id", setID).WithField("shadow_copies", len(next.Copies)).Info("shadow copy set committed")
+	if f := s.cfg.Committed; f != nil {
+		vols := make([]string, len(next.Copies))
+		for i, sc := range next.Copies {
+			vols[i] = sc.VolumeID
+		}
+		go f(vols)
+	}
 	return S_OK
 }

@@ -87,6 +87,10 @@ type Config struct {
 	Compat     Compat
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Committed, if set, is called in its own goroutine after a set is
+	// committed, with the volume ids of its new snapshots (SCMP prunes
+	// the oldest shadow copies of those volumes then).
+	Committed func(volumeIDs []string)
 }
 
 // Preparer runs the preparation step of PrepareShadowCopySet (§3.1.4.12)
