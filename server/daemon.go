@@ -22,6 +22,7 @@ import (
 	"github.com/fsrvpd/fsrvpd/server/config"
 	"github.com/fsrvpd/fsrvpd/server/fsrvp"
 	"github.com/fsrvpd/fsrvpd/server/state"
+	"github.com/fsrvpd/fsrvpd/server/writers"
 	"github.com/fsrvpd/fsrvpd/shares"
 	"github.com/fsrvpd/fsrvpd/shares/registry"
 	"github.com/fsrvpd/fsrvpd/shares/samba"
@@ -39,6 +40,7 @@ type Daemon struct {
 	log     *logrus.Entry
 	db      *state.DB
 	service *fsrvp.Service
+	writers *writers.Coordinator
 	rpc     *rpc.Server
 	epmSrv  *rpc.Server
 
@@ -83,7 +85,16 @@ func Start(ctx context.Context, cfg config.Config, log *logrus.Entry) (_ *Daemon
 	if cfg.FSRVP.Compat == "samba" {
 		compat = fsrvp.CompatSamba
 	}
+	var ws fsrvp.Writers
+	if len(cfg.Writer) > 0 {
+		d.writers, err = writers.New(cfg.Writers, cfg.Writer, d.db, cfg.Server.StateDir, log)
+		if err != nil {
+			return nil, err
+		}
+		ws = d.writers
+	}
 	d.service, err = fsrvp.New(fsrvp.Config{
+		Writers: ws,
 		Backend: backend, Shares: resolver, Exposer: exposer, DB: d.db,
 		Logger:       log.WithField("component", "fsrvp"),
 		Access:       fsrvp.AccessPolicy{AllowUnauthenticated: cfg.FSRVP.AllowUnauthenticated},
@@ -284,6 +295,10 @@ func (d *Daemon) closeAll() {
 	if d.service != nil {
 		d.service.Close()
 		d.service = nil
+	}
+	if d.writers != nil {
+		d.writers.Close()
+		d.writers = nil
 	}
 	if d.db != nil {
 		d.db.Close()

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/fsrvpd/fsrvpd/server/writers"
 )
 
 // Config is the whole daemon configuration.
@@ -22,6 +24,10 @@ type Config struct {
 	Storage Storage `toml:"storage"`
 	Samba   Samba   `toml:"samba"`
 	Shares  []Share `toml:"share"`
+	// Writers and Writer configure application writers (package
+	// server/writers): [writers] and one [[writer]] per application.
+	Writers writers.Config   `toml:"writers"`
+	Writer  []writers.Writer `toml:"writer"`
 }
 
 // Samba is the [samba] section: serving \PIPE\FssagentRpc through smbd and
@@ -336,6 +342,9 @@ func (c *Config) Validate() error {
 		if !filepath.IsAbs(s.Path) {
 			bad(key+".path", "%q is not an absolute path", s.Path)
 		}
+	}
+	if err := writers.Validate(c.Writers, c.Writer); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -255,7 +255,14 @@ func (s *Service) PrepareShadowCopySet(ctx context.Context, c Caller, setID uuid
 	s.mu.Unlock()
 
 	done := make(chan error, 1)
-	go func() { done <- s.cfg.Prepare(context.WithoutCancel(ctx), roots) }()
+	setContext := set.Context
+	go func() {
+		err := s.cfg.Prepare(context.WithoutCancel(ctx), roots)
+		if err == nil && s.usesWriters(setContext) {
+			err = s.cfg.Writers.Prepare(context.WithoutCancel(ctx), setID, setContext, roots)
+		}
+		done <- err
+	}()
 	rc = S_OK
 	select {
 	case err := <-done:
@@ -346,9 +353,36 @@ func (s *Service) startCommitLocked(set *Set) *commitJob {
 	opts := storage.CreateOptions{Writable: writableContext(set.Context)}
 	log := s.log.WithField("set_id", set.ID)
 	s.jobs[set.ID] = j
+	frozenSet := set.clone()
 	go func() {
 		defer close(j.done)
 		defer cancel()
+		thaw, err := s.freezeWriters(ctx, frozenSet)
+		if thaw != nil {
+			// The thaw runs whatever happens to the snapshots.
+			defer func() {
+				var paths []string
+				for _, t := range tasks {
+					if sn, ok := j.snaps[t.id]; ok {
+						paths = append(paths, sn.Path)
+					}
+				}
+				if terr := thaw(paths, j.err); terr != nil && j.err == nil {
+					log.WithError(terr).Error("required writer failed: snapshots dropped")
+					for id := range j.snaps {
+						if err := s.cfg.Backend.Delete(context.Background(), id.String()); err != nil && !isNotFound(err) {
+							log.WithError(err).WithField("shadow_copy_id", id).Error("rollback of snapshot failed")
+						}
+					}
+					j.err, j.snaps = terr, nil
+				}
+			}()
+		}
+		if err != nil {
+			j.err = err
+			log.WithError(err).Error("required writer failed to freeze")
+			return
+		}
 		start := time.Now()
 		if bc, ok := s.cfg.Backend.(storage.BatchCreator); ok {
 			reqs := make([]storage.Request, len(tasks))

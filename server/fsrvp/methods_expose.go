@@ -73,6 +73,16 @@ expose:
 			m.Exposed = name
 		}
 	}
+	if rc == S_OK {
+		docs, err := s.exposeDocumentsLocked(ctx, next)
+		if err != nil {
+			s.log.WithError(err).WithField("share", docs).Error("exposing the writer documents failed")
+			rc = providerCode(err)
+		} else if docs != "" {
+			made = append(made, docs)
+			next.DocsShare = docs
+		}
+	}
 	if rc == S_OK && time.Since(start) > waitTimeout(timeoutMs, DefaultLongTimeout) {
 		rc = FSRVP_E_WAIT_TIMEOUT
 	}
@@ -315,6 +325,9 @@ func (s *Service) DeleteShareMapping(ctx context.Context, c Caller, setID, scID 
 	}
 	put, del := []*Set{next}, []uuid.UUID(nil)
 	if len(next.Copies) == 0 {
+		if err := s.releaseWritersLocked(ctx, next); err != nil {
+			log.WithError(err).Error("removing the writer documents share failed")
+		}
 		put, del = nil, []uuid.UUID{setID}
 		delete(s.sets, setID)
 	} else {

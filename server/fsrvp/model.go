@@ -86,6 +86,9 @@ type Set struct {
 	Context uint32        `json:"context"`
 	Created time.Time     `json:"created"`
 	Copies  []*ShadowCopy `json:"copies"`
+	// DocsShare is the share exposing the set's writer documents
+	// (vss.ShareName), empty if none.
+	DocsShare string `json:"docs_share,omitempty"`
 }
 
 // ShadowCopy is one volume's shadow copy within a set, §3.1.1.2.

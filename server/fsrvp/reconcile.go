@@ -155,6 +155,9 @@ func (s *Service) Reconcile(ctx context.Context) (ReconcileReport, error) {
 				rep.Dropped++
 				continue
 			}
+			if set.DocsShare != "" {
+				wantShare[set.DocsShare] = true
+			}
 		}
 		rep.Kept++
 	}
@@ -180,6 +183,13 @@ func (s *Service) Reconcile(ctx context.Context) (ReconcileReport, error) {
 		s.log.WithField("share", sh.Name).Warn("orphan share removed")
 	}
 
+	if s.cfg.Writers != nil {
+		keep := make([]uuid.UUID, 0, len(s.sets))
+		for id := range s.sets {
+			keep = append(keep, id)
+		}
+		s.cfg.Writers.Reconcile(keep)
+	}
 	if released || (s.g.ContextSet && !persistentContext(s.g.CurrentContext)) {
 		s.g.ContextSet, s.g.ClientAddress = false, ""
 	}

@@ -74,6 +74,9 @@ type Config struct {
 	Logger  *logrus.Entry
 	Prepare Preparer
 	Access  AccessPolicy
+	// Writers, if set, runs application writers around the snapshots of
+	// sets whose context has writers (writers.go).
+	Writers Writers
 
 	// ServerName is OwnerMachineName (§3.1.4.8) and the host part of the
 	// exposed shares' UNC names.
@@ -357,6 +360,9 @@ func (s *Service) destroyLocked(set *Set) error {
 		if err := s.cfg.Backend.Delete(ctx, sc.snapshotID()); err != nil && !isNotFound(err) && firstErr == nil {
 			firstErr = err
 		}
+	}
+	if firstErr == nil {
+		firstErr = s.releaseWritersLocked(ctx, set)
 	}
 	return firstErr
 }
