@@ -34,7 +34,7 @@ func newWriterHarness(t *testing.T, freeze time.Duration, mod ...func(*writers.W
 	w := writers.Writer{
 		Name: "ledger", WriterID: uuid.NewString(), InstanceID: uuid.NewString(), Volumes: []string{"/v1"},
 		Components: []writers.Component{{Type: "filegroup", Name: "data", Files: []writers.FileSpec{{Path: "/v1/a", Filespec: "*"}}}},
-		Hooks: map[writers.Phase]writers.Hook{},
+		Hooks:      map[writers.Phase]writers.Hook{},
 	}
 	for _, p := range []writers.Phase{writers.PhasePrepare, writers.PhaseFreeze, writers.PhaseThaw, writers.PhaseBackupComplete, writers.PhaseAbort} {
 		w.Hooks[p] = hook("")
