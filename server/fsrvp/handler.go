@@ -72,57 +72,83 @@ func fileTime(t time.Time) int64 {
 }
 
 func (h Handler) GetSupportedVersion(ctx context.Context, _ *fssagent.GetSupportedVersionRequest) (*fssagent.GetSupportedVersionResponse, error) {
+	start := time.Now()
 	min, max, rc := h.S.GetSupportedVersion(ctx, h.callerOf(ctx))
+	h.observe(ctx, "GetSupportedVersion", 0, false, start, uuid.Nil, nil, rc)
 	return &fssagent.GetSupportedVersionResponse{MinVersion: min, MaxVersion: max, Return: uint32(rc)}, nil
 }
 
 func (h Handler) SetContext(ctx context.Context, req *fssagent.SetContextRequest) (*fssagent.SetContextResponse, error) {
+	start := time.Now()
 	rc := h.S.SetContext(ctx, h.callerOf(ctx), req.Context)
+	h.observe(ctx, "SetContext", 1, true, start, uuid.Nil, nil, rc)
 	return &fssagent.SetContextResponse{Return: uint32(rc)}, nil
 }
 
 func (h Handler) StartShadowCopySet(ctx context.Context, req *fssagent.StartShadowCopySetRequest) (*fssagent.StartShadowCopySetResponse, error) {
+	start := time.Now()
 	id, rc := h.S.StartShadowCopySet(ctx, h.callerOf(ctx), guidIn(req.ClientShadowCopySetID))
+	h.observe(ctx, "StartShadowCopySet", 2, true, start, id, nil, rc)
 	return &fssagent.StartShadowCopySetResponse{ShadowCopySetID: guidOut(id), Return: uint32(rc)}, nil
 }
 
 func (h Handler) AddToShadowCopySet(ctx context.Context, req *fssagent.AddToShadowCopySetRequest) (*fssagent.AddToShadowCopySetResponse, error) {
+	start := time.Now()
 	id, rc := h.S.AddToShadowCopySet(ctx, h.callerOf(ctx), guidIn(req.ShadowCopySetID), req.ShareName)
+	h.observe(ctx, "AddToShadowCopySet", 3, true, start, guidIn(req.ShadowCopySetID), []string{req.ShareName}, rc)
 	return &fssagent.AddToShadowCopySetResponse{ShadowCopyID: guidOut(id), Return: uint32(rc)}, nil
 }
 
 func (h Handler) CommitShadowCopySet(ctx context.Context, req *fssagent.CommitShadowCopySetRequest) (*fssagent.CommitShadowCopySetResponse, error) {
+	start := time.Now()
+	shares := h.S.setShares(guidIn(req.ShadowCopySetID))
 	rc := h.S.CommitShadowCopySet(ctx, h.callerOf(ctx), guidIn(req.ShadowCopySetID), req.TimeoutInMilliseconds)
+	h.observe(ctx, "CommitShadowCopySet", 4, true, start, guidIn(req.ShadowCopySetID), shares, rc)
 	return &fssagent.CommitShadowCopySetResponse{Return: uint32(rc)}, nil
 }
 
 func (h Handler) ExposeShadowCopySet(ctx context.Context, req *fssagent.ExposeShadowCopySetRequest) (*fssagent.ExposeShadowCopySetResponse, error) {
+	start := time.Now()
+	shares := h.S.setShares(guidIn(req.ShadowCopySetID))
 	rc := h.S.ExposeShadowCopySet(ctx, h.callerOf(ctx), guidIn(req.ShadowCopySetID), req.TimeoutInMilliseconds)
+	h.observe(ctx, "ExposeShadowCopySet", 5, true, start, guidIn(req.ShadowCopySetID), shares, rc)
 	return &fssagent.ExposeShadowCopySetResponse{Return: uint32(rc)}, nil
 }
 
 func (h Handler) RecoveryCompleteShadowCopySet(ctx context.Context, req *fssagent.RecoveryCompleteShadowCopySetRequest) (*fssagent.RecoveryCompleteShadowCopySetResponse, error) {
+	start := time.Now()
+	shares := h.S.setShares(guidIn(req.ShadowCopySetID))
 	rc := h.S.RecoveryCompleteShadowCopySet(ctx, h.callerOf(ctx), guidIn(req.ShadowCopySetID))
+	h.observe(ctx, "RecoveryCompleteShadowCopySet", 6, true, start, guidIn(req.ShadowCopySetID), shares, rc)
 	return &fssagent.RecoveryCompleteShadowCopySetResponse{Return: uint32(rc)}, nil
 }
 
 func (h Handler) AbortShadowCopySet(ctx context.Context, req *fssagent.AbortShadowCopySetRequest) (*fssagent.AbortShadowCopySetResponse, error) {
+	start := time.Now()
+	shares := h.S.setShares(guidIn(req.ShadowCopySetID))
 	rc := h.S.AbortShadowCopySet(ctx, h.callerOf(ctx), guidIn(req.ShadowCopySetID))
+	h.observe(ctx, "AbortShadowCopySet", 7, true, start, guidIn(req.ShadowCopySetID), shares, rc)
 	return &fssagent.AbortShadowCopySetResponse{Return: uint32(rc)}, nil
 }
 
 func (h Handler) IsPathSupported(ctx context.Context, req *fssagent.IsPathSupportedRequest) (*fssagent.IsPathSupportedResponse, error) {
+	start := time.Now()
 	ok, owner, rc := h.S.IsPathSupported(ctx, h.callerOf(ctx), req.ShareName)
+	h.observe(ctx, "IsPathSupported", 8, false, start, uuid.Nil, []string{req.ShareName}, rc)
 	return &fssagent.IsPathSupportedResponse{SupportedByThisProvider: ok, OwnerMachineName: owner, Return: uint32(rc)}, nil
 }
 
 func (h Handler) IsPathShadowCopied(ctx context.Context, req *fssagent.IsPathShadowCopiedRequest) (*fssagent.IsPathShadowCopiedResponse, error) {
+	start := time.Now()
 	ok, compat, rc := h.S.IsPathShadowCopied(ctx, h.callerOf(ctx), req.ShareName)
+	h.observe(ctx, "IsPathShadowCopied", 9, false, start, uuid.Nil, []string{req.ShareName}, rc)
 	return &fssagent.IsPathShadowCopiedResponse{ShadowCopyPresent: ok, ShadowCopyCompatibility: compat, Return: uint32(rc)}, nil
 }
 
 func (h Handler) GetShareMapping(ctx context.Context, req *fssagent.GetShareMappingRequest) (*fssagent.GetShareMappingResponse, error) {
+	start := time.Now()
 	m, rc := h.S.GetShareMapping(ctx, h.callerOf(ctx), guidIn(req.ShadowCopyID), guidIn(req.ShadowCopySetID), req.ShareName, req.Level)
+	h.observe(ctx, "GetShareMapping", 10, false, start, guidIn(req.ShadowCopySetID), []string{req.ShareName}, rc)
 	resp := &fssagent.GetShareMappingResponse{Return: uint32(rc)}
 	if rc == S_OK {
 		resp.ShareMapping = &fssagent.ShareMapping{Value: &fssagent.ShareMapping_1{ShareMapping1: &fssagent.ShareMapping1{
@@ -137,11 +163,16 @@ func (h Handler) GetShareMapping(ctx context.Context, req *fssagent.GetShareMapp
 }
 
 func (h Handler) DeleteShareMapping(ctx context.Context, req *fssagent.DeleteShareMappingRequest) (*fssagent.DeleteShareMappingResponse, error) {
+	start := time.Now()
 	rc := h.S.DeleteShareMapping(ctx, h.callerOf(ctx), guidIn(req.ShadowCopySetID), guidIn(req.ShadowCopyID), req.ShareName)
+	h.observe(ctx, "DeleteShareMapping", 11, true, start, guidIn(req.ShadowCopySetID), []string{req.ShareName}, rc)
 	return &fssagent.DeleteShareMappingResponse{Return: uint32(rc)}, nil
 }
 
 func (h Handler) PrepareShadowCopySet(ctx context.Context, req *fssagent.PrepareShadowCopySetRequest) (*fssagent.PrepareShadowCopySetResponse, error) {
+	start := time.Now()
+	shares := h.S.setShares(guidIn(req.ShadowCopySetID))
 	rc := h.S.PrepareShadowCopySet(ctx, h.callerOf(ctx), guidIn(req.ShadowCopySetID), req.TimeoutInMilliseconds)
+	h.observe(ctx, "PrepareShadowCopySet", 12, true, start, guidIn(req.ShadowCopySetID), shares, rc)
 	return &fssagent.PrepareShadowCopySetResponse{Return: uint32(rc)}, nil
 }

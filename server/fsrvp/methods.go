@@ -384,6 +384,7 @@ func (s *Service) startCommitLocked(set *Set) *commitJob {
 			return
 		}
 		start := time.Now()
+		defer func() { s.observer().SnapshotsTaken(set.ID, len(tasks), time.Since(start), j.err) }()
 		if bc, ok := s.cfg.Backend.(storage.BatchCreator); ok {
 			reqs := make([]storage.Request, len(tasks))
 			for i, t := range tasks {

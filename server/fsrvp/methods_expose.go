@@ -2,6 +2,7 @@ package fsrvp
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -169,14 +170,11 @@ func (s *Service) AbortShadowCopySet(_ context.Context, c Caller, setID uuid.UUI
 	if rc != S_OK {
 		return rc
 	}
-	if err := s.destroyLocked(set); err != nil {
-		s.log.WithError(err).WithField("set_id", setID).Error("abort failed")
+	if err := s.removeSetLocked(set, nil); err != nil {
+		if errors.Is(err, errPersist) {
+			return VSS_E_UNEXPECTED
+		}
 		return providerCode(err)
-	}
-	delete(s.sets, setID)
-	s.endSequenceIfIdleLocked()
-	if err := s.persist(s.g, nil, []uuid.UUID{setID}); err != nil {
-		return VSS_E_UNEXPECTED
 	}
 	s.opLog("AbortShadowCopySet", c).WithField("set_id", setID).Info("shadow copy set aborted")
 	return S_OK

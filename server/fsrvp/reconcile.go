@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -128,7 +129,7 @@ func (s *Service) Reconcile(ctx context.Context) (ReconcileReport, error) {
 					if !m.isExposed() {
 						continue
 					}
-					wantShare[m.Exposed] = true
+					wantShare[strings.ToLower(m.Exposed)] = true
 					if haveShare[m.Exposed] {
 						continue
 					}
@@ -162,26 +163,11 @@ func (s *Service) Reconcile(ctx context.Context) (ReconcileReport, error) {
 		rep.Kept++
 	}
 
-	for _, sn := range snaps {
-		if wantSnap[sn.ID] {
-			continue
-		}
-		if err := s.cfg.Backend.Delete(ctx, sn.ID); err != nil && !isNotFound(err) {
-			return rep, fmt.Errorf("delete orphan snapshot %s: %w", sn.ID, err)
-		}
-		rep.OrphanSnapshots++
-		s.log.WithField("snapshot", sn.ID).WithField("path", sn.Path).Warn("orphan snapshot deleted")
+	orphans := findOrphans(snaps, exposed, wantSnap, wantShare)
+	if err := s.deleteOrphansLocked(ctx, orphans); err != nil {
+		return rep, err
 	}
-	for _, sh := range exposed {
-		if wantShare[sh.Name] {
-			continue
-		}
-		if err := s.cfg.Exposer.Remove(ctx, sh.Name); err != nil && !isNotFound(err) {
-			return rep, fmt.Errorf("remove orphan share %s: %w", sh.Name, err)
-		}
-		rep.OrphanShares++
-		s.log.WithField("share", sh.Name).Warn("orphan share removed")
-	}
+	rep.OrphanSnapshots, rep.OrphanShares = len(orphans.Snapshots), len(orphans.Shares)
 
 	if s.cfg.Writers != nil {
 		keep := make([]uuid.UUID, 0, len(s.sets))

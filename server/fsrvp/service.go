@@ -77,6 +77,9 @@ type Config struct {
 	// Writers, if set, runs application writers around the snapshots of
 	// sets whose context has writers (writers.go).
 	Writers Writers
+	// Observer, if set, is told about calls, snapshot jobs and timer
+	// expiries (metrics).
+	Observer Observer
 
 	// ServerName is OwnerMachineName (§3.1.4.8) and the host part of the
 	// exposed shares' UNC names.
@@ -307,6 +310,7 @@ func (s *Service) expire(gen uint64) {
 	s.timer = nil
 	s.g.TimerDeadline = time.Time{}
 	n := s.purgeLocked("timer expired")
+	s.observer().TimerExpired(n)
 	s.g.ContextSet, s.g.ClientAddress = false, ""
 	if err := s.persist(s.g, nil, nil); err == nil {
 		s.log.WithField("sets_deleted", n).Info("message sequence timer expired")
