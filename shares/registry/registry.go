@@ -171,14 +171,42 @@ func (r *Registry) Remove(ctx context.Context, name string) error {
 }
 
 // List implements shares.Exposer. The shares are sorted by name, ignoring
-// case.
+// case; shares another process wrote to the file are adopted first.
 func (r *Registry) List(ctx context.Context) ([]shares.Share, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.adopt()
 	return r.sorted(), nil
+}
+
+// adopt reads the file again and takes in the shares it holds that this
+// process did not write (another fsrvpd, a restored backup), so the daemon
+// sees them as orphans and can remove them. A file it cannot parse is left
+// alone (logged). r.mu is held.
+func (r *Registry) adopt() {
+	data, err := os.ReadFile(r.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return
+	}
+	var f file
+	if err == nil {
+		err = json.Unmarshal(data, &f)
+	}
+	if err != nil {
+		r.log.WithError(err).Warn("Cannot read the share registry again")
+		return
+	}
+	for _, s := range f.Shares {
+		k := strings.ToLower(s.Name)
+		if _, ok := r.byName[k]; ok || check(s) != nil {
+			continue
+		}
+		r.byName[k] = s
+		r.log.WithField("share", s.Name).Warn("Share in the registry file that this process did not write: adopted")
+	}
 }
 
 // Get returns the share called name, ignoring case.

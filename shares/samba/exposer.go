@@ -366,13 +366,16 @@ func (e *Exposer) Remove(ctx context.Context, name string) error {
 }
 
 // List implements shares.Exposer: the shares in the include file, sorted by
-// name ignoring case.
+// name ignoring case. The file is read again, and shares written to it by
+// someone else (another fsrvpd, a restored backup) are adopted, so that
+// the daemon sees them as orphans and can remove them.
 func (e *Exposer) List(ctx context.Context) ([]shares.Share, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.adopt()
 	e.reconcileLinks()
 	if _, _, err := e.regReconcile(ctx); err != nil {
 		e.log.WithError(err).Warn("Cannot reconcile the registry copies of the shares (srvsvc may not see them)")
@@ -406,4 +409,20 @@ func (e *Exposer) write() error {
 		return fmt.Errorf("samba: writing %s: %w", e.cfg.IncludeFile, err)
 	}
 	return nil
+}
+
+// adopt takes into e.byName the shares of the include file it does not
+// know. A file it cannot parse is left alone (logged). e.mu is held.
+func (e *Exposer) adopt() {
+	by, _, err := readInclude(e.cfg.IncludeFile)
+	if err != nil {
+		e.log.WithError(err).Warn("Cannot read the include file again")
+		return
+	}
+	for k, x := range by {
+		if _, ok := e.byName[k]; !ok {
+			e.byName[k] = x
+			e.log.WithField("share", x.Name).Warn("Share in the include file that this process did not write: adopted")
+		}
+	}
 }
