@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -19,8 +20,10 @@ import (
 	"github.com/fsrvpd/fsrvpd/rpc"
 	"github.com/fsrvpd/fsrvpd/rpc/epm"
 	"github.com/fsrvpd/fsrvpd/rpc/np"
+	"github.com/fsrvpd/fsrvpd/server/admin"
 	"github.com/fsrvpd/fsrvpd/server/config"
 	"github.com/fsrvpd/fsrvpd/server/fsrvp"
+	"github.com/fsrvpd/fsrvpd/server/retention"
 	"github.com/fsrvpd/fsrvpd/server/state"
 	"github.com/fsrvpd/fsrvpd/server/writers"
 	"github.com/fsrvpd/fsrvpd/shares"
@@ -51,6 +54,15 @@ type Daemon struct {
 	stopWatch  context.CancelFunc
 	wg         sync.WaitGroup
 	errc       chan error
+
+	tel         *telemetry
+	admin       *admin.Server
+	adminL      net.Listener
+	adminSocket string
+	metricsSrv  *http.Server
+	metricsAddr net.Addr
+	retention   *retention.Runner
+	stopBg      context.CancelFunc
 }
 
 // Start builds and starts a daemon. The listeners are bound when Start
@@ -93,9 +105,12 @@ func Start(ctx context.Context, cfg config.Config, log *logrus.Entry) (_ *Daemon
 		}
 		ws = d.writers
 	}
+	var svc *fsrvp.Service
+	d.tel = newTelemetry(func() *fsrvp.Service { return svc }, backend)
 	d.service, err = fsrvp.New(fsrvp.Config{
-		Writers: ws,
-		Backend: backend, Shares: resolver, Exposer: exposer, DB: d.db,
+		Writers:  ws,
+		Observer: d.tel,
+		Backend:  backend, Shares: resolver, Exposer: exposer, DB: d.db,
 		Logger:       log.WithField("component", "fsrvp"),
 		Access:       fsrvp.AccessPolicy{AllowUnauthenticated: cfg.FSRVP.AllowUnauthenticated},
 		ServerName:   cfg.Server.Name,
@@ -108,8 +123,12 @@ func Start(ctx context.Context, cfg config.Config, log *logrus.Entry) (_ *Daemon
 	if err != nil {
 		return nil, err
 	}
+	svc = d.service
 	if _, err := d.service.Reconcile(ctx); err != nil {
 		return nil, fmt.Errorf("reconcile: %w", err)
+	}
+	if err := d.startOps(); err != nil {
+		return nil, err
 	}
 
 	d.rpc = &rpc.Server{Logger: log.WithField("component", "rpc")}
@@ -266,6 +285,7 @@ func (d *Daemon) Run(ctx context.Context, grace time.Duration) error {
 	case runErr = <-d.errc:
 	}
 	d.log.Info("shutting down")
+	d.stopOps()
 	if d.pipe != nil {
 		d.stopWatch()
 		d.pipe.Close()
@@ -285,6 +305,7 @@ func (d *Daemon) Run(ctx context.Context, grace time.Duration) error {
 }
 
 func (d *Daemon) closeAll() {
+	d.stopOps()
 	if d.pipe != nil {
 		d.stopWatch()
 		d.pipe.Close()

@@ -28,6 +28,53 @@ type Config struct {
 	// server/writers): [writers] and one [[writer]] per application.
 	Writers writers.Config   `toml:"writers"`
 	Writer  []writers.Writer `toml:"writer"`
+	Admin   Admin   `toml:"admin"`
+	Metrics Metrics `toml:"metrics"`
+	// Retention prunes old sets of the persistent contexts.
+	Retention Retention `toml:"retention"`
+}
+
+// Admin is the [admin] section: the local socket of `fsrvp admin`.
+type Admin struct {
+	// Enabled serves the admin socket (default true).
+	Enabled bool `toml:"enabled"`
+	// Socket is the socket's path; default <state_dir>/admin.sock.
+	Socket string `toml:"socket"`
+	// Group (a name or a number) may use the socket besides root; the
+	// socket is then mode 0660 and owned by that group, and its directory
+	// must let the group through. Default: root only (mode 0600).
+	Group string `toml:"group"`
+}
+
+// Metrics is the [metrics] section: the Prometheus endpoint.
+type Metrics struct {
+	// Listen is the host:port of the HTTP endpoint serving /metrics;
+	// empty (the default) disables it. Keep it on loopback unless a
+	// firewall protects it: it tells which shares are snapshotted.
+	Listen string `toml:"listen"`
+}
+
+// Retention is the [retention] section.
+type Retention struct {
+	// Interval between retention runs (default 15m).
+	Interval Duration `toml:"interval"`
+	// Policies are the per-share [[retention.policy]] tables.
+	Policies []RetentionPolicy `toml:"policy"`
+}
+
+// RetentionPolicy is one [[retention.policy]]: how many shadow copies of
+// a share's persistent sets (NAS_ROLLBACK, APP_ROLLBACK) to keep. Each
+// keep_* keeps the first snapshot of each of the N most recent hours,
+// days, ISO weeks or months that have one; min_age keeps everything
+// younger. A set is pruned only when every share in it has a policy and
+// each of them lets it go; sets in a creation sequence are never touched.
+type RetentionPolicy struct {
+	Share       string   `toml:"share"`
+	KeepHourly  int      `toml:"keep_hourly"`
+	KeepDaily   int      `toml:"keep_daily"`
+	KeepWeekly  int      `toml:"keep_weekly"`
+	KeepMonthly int      `toml:"keep_monthly"`
+	MinAge      Duration `toml:"min_age"`
 }
 
 // Samba is the [samba] section: serving \PIPE\FssagentRpc through smbd and
@@ -190,7 +237,9 @@ func Default() Config {
 			SocketDir:   "/run/samba/ncalrpc",
 			LibexecDir:  "/usr/libexec/samba",
 		},
-		Storage: Storage{Backend: "dir"},
+		Storage:   Storage{Backend: "dir"},
+		Admin:     Admin{Enabled: true},
+		Retention: Retention{Interval: Duration{15 * time.Minute}},
 	}
 }
 
@@ -329,6 +378,36 @@ func (c *Config) Validate() error {
 			bad(fmt.Sprintf("samba.backup_sids[%d]", i), "%q is not a SID", sid)
 		}
 	}
+	if a := c.Metrics.Listen; a != "" {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			bad("metrics.listen", "%v", err)
+		}
+	}
+	if p := c.Admin.Socket; p != "" && !filepath.IsAbs(p) {
+		bad("admin.socket", "%q is not an absolute path", p)
+	}
+	if c.Retention.Interval.Duration <= 0 {
+		bad("retention.interval", "must be positive")
+	}
+	polSeen := map[string]bool{}
+	for i, p := range c.Retention.Policies {
+		key := fmt.Sprintf("retention.policy[%d]", i)
+		if p.Share == "" {
+			bad(key+".share", "a share name is required")
+		}
+		if polSeen[strings.ToLower(p.Share)] {
+			bad(key+".share", "%q has two policies", p.Share)
+		}
+		polSeen[strings.ToLower(p.Share)] = true
+		for k, v := range map[string]int{"keep_hourly": p.KeepHourly, "keep_daily": p.KeepDaily, "keep_weekly": p.KeepWeekly, "keep_monthly": p.KeepMonthly} {
+			if v < 0 {
+				bad(key+"."+k, "%d is negative", v)
+			}
+		}
+		if p.MinAge.Duration < 0 {
+			bad(key+".min_age", "negative")
+		}
+	}
 	seen := map[string]bool{}
 	for i, s := range c.Shares {
 		key := fmt.Sprintf("share[%d]", i)
@@ -352,6 +431,14 @@ func (c *Config) Validate() error {
 // PipeSocket is the Unix socket smbd connects \PIPE\FssagentRpc to.
 func (c *Config) PipeSocket() string {
 	return filepath.Join(c.Samba.SocketDir, "np", "fssagentrpc")
+}
+
+// AdminSocket is the admin socket's path after defaults.
+func (c *Config) AdminSocket() string {
+	if c.Admin.Socket != "" {
+		return c.Admin.Socket
+	}
+	return filepath.Join(c.Server.StateDir, "admin.sock")
 }
 
 // SnapshotDir is the dir backend's snapshot directory after defaults.
