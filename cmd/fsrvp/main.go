@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/fsrvpd/fsrvpd/client"
+	"github.com/fsrvpd/fsrvpd/server/admin"
 	"github.com/sirupsen/logrus"
 )
 
@@ -50,7 +51,7 @@ in time.
 Exit status:
   0  success
   1  the server returned an FSRVP error code (printed by name, e.g.
-     FSRVP_E_BAD_STATE (0x80042301))
+     FSRVP_E_BAD_STATE (0x80042301)), or fsrvpd refused an admin command
   2  usage error (unknown command, bad flag or argument)
   3  connection or transport error (dial, endpoint mapper, RPC fault, timeout)
   4  any other error
@@ -80,6 +81,7 @@ var commands = []command{
 	{"is-path-shadow-copied", "<share>", "IsPathShadowCopied", runIsPathShadowCopied},
 	{"get-mapping", "[-level 1] <set> <sc> <share>", "GetShareMapping", runGetMapping},
 	{"delete-mapping", "<set> <sc> <share>", "DeleteShareMapping", runDeleteMapping},
+	{"admin", "[-socket path] <sets|show|abort|delete|orphans|gc|prune> ...", "administer the local fsrvpd (fsrvp admin -h)", runAdmin},
 }
 
 // dialFunc connects to an FSRVP server; tests replace it.
@@ -113,13 +115,14 @@ func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(f
 // exitCode maps an error to the exit status documented in the help.
 func exitCode(err error) int {
 	var ue *usageError
+	var ae *admin.Error
 	_, isFSRVP := client.Code(err)
 	switch {
 	case err == nil:
 		return 0
 	case errors.As(err, &ue):
 		return 2
-	case isFSRVP:
+	case isFSRVP, errors.As(err, &ae):
 		return 1
 	case client.IsTransport(err):
 		return 3
