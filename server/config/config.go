@@ -28,8 +28,8 @@ type Config struct {
 	// server/writers): [writers] and one [[writer]] per application.
 	Writers writers.Config   `toml:"writers"`
 	Writer  []writers.Writer `toml:"writer"`
-	Admin   Admin   `toml:"admin"`
-	Metrics Metrics `toml:"metrics"`
+	Admin   Admin            `toml:"admin"`
+	Metrics Metrics          `toml:"metrics"`
 	// Retention prunes old sets of the persistent contexts.
 	Retention Retention `toml:"retention"`
 }
