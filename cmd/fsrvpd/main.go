@@ -3,6 +3,7 @@
 //	fsrvpd -demo                      run the embedded default (loopback, dir backend, share1 and share2)
 //	fsrvpd -config /etc/fsrvpd/fsrvpd.toml
 //	fsrvpd -check-config -config FILE validate a configuration and exit
+//	fsrvpd doctor [-config FILE] [-json] check and explain the environment
 //
 // -listen ADDR and -epm ADDR override the configured FSRVP and endpoint
 // mapper addresses (-epm "" disables the mapper). Exit status: 0 after a
@@ -123,6 +124,9 @@ func newLogger(c config.Config) *logrus.Entry {
 }
 
 func run(args []string) int {
+	if len(args) > 0 && args[0] == "doctor" {
+		return runDoctor(args[1:], os.Stdout, os.Stderr)
+	}
 	f, err := parseFlags(args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
