@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/oiweiwei/go-msrpc/dcerpc"
 	fsrvp "github.com/oiweiwei/go-msrpc/msrpc/fsrvp/fileservervssagent/v1"
+	"github.com/oiweiwei/go-msrpc/ssp/gssapi"
 	"github.com/sirupsen/logrus"
 )
 
@@ -32,6 +33,7 @@ type config struct {
 	epm       string
 	shareHost string
 	rpcOpts   []dcerpc.Option
+	auth      *Auth
 }
 
 func newConfig(opts []Option) *config {
@@ -79,9 +81,16 @@ func WithRPCOptions(opts ...dcerpc.Option) Option {
 	return func(c *config) { c.rpcOpts = append(c.rpcOpts, opts...) }
 }
 
-func (cfg *config) bindOptions() []dcerpc.Option {
+func (cfg *config) bindOptions() ([]dcerpc.Option, error) {
 	var out []dcerpc.Option
-	secure := false
+	if cfg.auth != nil {
+		a, err := cfg.auth.rpcOptions()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a...)
+	}
+	secure := cfg.auth != nil
 	for _, o := range cfg.rpcOpts {
 		switch o.(type) {
 		case dcerpc.SecurityOption, dcerpc.SecurityContextOption:
@@ -89,8 +98,8 @@ func (cfg *config) bindOptions() []dcerpc.Option {
 		}
 	}
 	if !secure {
-		// Today's only mode. Authentication will add credentials and
-		// sign/seal here (FSRVP servers may answer E_ACCESSDENIED without).
+		// No WithAuth: an unauthenticated bind (FSRVP servers may answer
+		// E_ACCESSDENIED to it).
 		out = append(out, dcerpc.WithInsecure())
 	}
 	out = append(out, cfg.rpcOpts...)
@@ -99,7 +108,7 @@ func (cfg *config) bindOptions() []dcerpc.Option {
 	}
 	// go-msrpc logs through zerolog; its zero-value logger (the default we
 	// leave in place) is disabled, so nothing reaches stderr.
-	return out
+	return out, nil
 }
 
 // Client is an FSRVP client over one DCE/RPC connection. Calls are meant to
@@ -126,6 +135,10 @@ func New(rpc fsrvp.FileServerVSSAgentClient, opts ...Option) *Client {
 func Dial(ctx context.Context, target string, opts ...Option) (*Client, error) {
 	cfg := newConfig(opts)
 	t, err := ParseTarget(target)
+	if err != nil {
+		return nil, err
+	}
+	bindOpts, err := cfg.bindOptions()
 	if err != nil {
 		return nil, err
 	}
@@ -168,13 +181,18 @@ func Dial(ctx context.Context, target string, opts ...Option) (*Client, error) {
 	// context given to Bind, so bind with a context that lives until Close,
 	// and honour ctx and the timeout from here.
 	life, stop := context.WithCancel(context.WithoutCancel(ctx))
+	if cfg.auth != nil {
+		// A security context of its own: credentials stay out of
+		// go-msrpc's global store.
+		life = gssapi.NewSecurityContext(life)
+	}
 	type bound struct {
 		rpc fsrvp.FileServerVSSAgentClient
 		err error
 	}
 	ch := make(chan bound, 1)
 	go func() {
-		rpc, err := fsrvp.NewFileServerVSSAgentClient(life, cc, cfg.bindOptions()...)
+		rpc, err := fsrvp.NewFileServerVSSAgentClient(life, cc, bindOpts...)
 		ch <- bound{rpc, err}
 	}()
 	var b bound

@@ -261,11 +261,12 @@ func TestBindOptions(t *testing.T) {
 		}
 		return false
 	}
-	if !has(newConfig(nil).bindOptions()) {
+	def, _ := newConfig(nil).bindOptions()
+	if !has(def) {
 		t.Error("default bind options must carry WithInsecure")
 	}
 	cfg := newConfig([]Option{WithRPCOptions(dcerpc.WithSeal()), WithNDR64()})
-	opts := cfg.bindOptions()
+	opts, _ := cfg.bindOptions()
 	if len(opts) != 2 {
 		t.Errorf("with a security option, WithInsecure must not be added: %d options", len(opts))
 	}

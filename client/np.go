@@ -55,6 +55,10 @@ func DialNP(ctx context.Context, t NPTarget, opts ...Option) (*Client, error) {
 	binding := "ncacn_np:" + host + "[" + t.Pipe + "]"
 	log := cfg.log.WithField("server", net.JoinHostPort(t.Host, fmt.Sprint(t.Port))).WithField("pipe", t.Pipe)
 
+	bindOpts, err := cfg.bindOptions()
+	if err != nil {
+		return nil, err
+	}
 	dctx, cancel := context.WithTimeout(ctx, cfg.timeout)
 	defer cancel()
 	cred := credential.NewFromPassword(t.User, t.Password)
@@ -64,13 +68,16 @@ func DialNP(ctx context.Context, t NPTarget, opts ...Option) (*Client, error) {
 		return nil, &TransportError{Op: "dial", Err: fmt.Errorf("%s (SMB port %d): %w", binding, t.Port, err)}
 	}
 	life, stop := context.WithCancel(context.WithoutCancel(ctx))
+	if cfg.auth != nil {
+		life = gssapi.NewSecurityContext(life)
+	}
 	type bound struct {
 		rpc fsrvp.FileServerVSSAgentClient
 		err error
 	}
 	ch := make(chan bound, 1)
 	go func() {
-		rpc, err := fsrvp.NewFileServerVSSAgentClient(life, cc, cfg.bindOptions()...)
+		rpc, err := fsrvp.NewFileServerVSSAgentClient(life, cc, bindOpts...)
 		ch <- bound{rpc, err}
 	}()
 	var b bound

@@ -112,7 +112,7 @@ func Start(ctx context.Context, cfg config.Config, log *logrus.Entry) (_ *Daemon
 		Observer: d.tel,
 		Backend:  backend, Shares: resolver, Exposer: exposer, DB: d.db,
 		Logger:       log.WithField("component", "fsrvp"),
-		Access:       fsrvp.AccessPolicy{AllowUnauthenticated: cfg.FSRVP.AllowUnauthenticated},
+		Access:       accessPolicy(cfg),
 		ServerName:   cfg.Server.Name,
 		ShortTimeout: cfg.FSRVP.SequenceTimeout.Duration,
 		LongTimeout:  cfg.FSRVP.SequenceTimeout.Duration,
@@ -131,7 +131,11 @@ func Start(ctx context.Context, cfg config.Config, log *logrus.Entry) (_ *Daemon
 		return nil, err
 	}
 
-	d.rpc = &rpc.Server{Logger: log.WithField("component", "rpc")}
+	auth, err := authProviders(cfg)
+	if err != nil {
+		return nil, err
+	}
+	d.rpc = &rpc.Server{Logger: log.WithField("component", "rpc"), Auth: auth}
 	fsrvp.Register(d.rpc, d.service, cfg.Samba.BackupSIDs...)
 	tcpPort := 0
 	for _, addr := range cfg.Server.Listen {
@@ -166,7 +170,12 @@ func Start(ctx context.Context, cfg config.Config, log *logrus.Entry) (_ *Daemon
 			log.WithError(err).Warn("endpoint mapper not started: clients must be given the port (rpcclient needs port 135)")
 		}
 	}
-	log.WithFields(logrus.Fields{"server_name": cfg.Server.Name, "backend": backend.Name(), "shares": len(cfg.Shares)}).Info("fsrvpd ready")
+	authTypes := make([]uint8, 0, len(auth))
+	for _, p := range auth {
+		authTypes = append(authTypes, p.AuthType())
+	}
+	log.WithFields(logrus.Fields{"server_name": cfg.Server.Name, "backend": backend.Name(), "shares": len(cfg.Shares),
+		"auth_types": authTypes, "accounts": len(cfg.Auth.Accounts), "min_auth_level": cfg.FSRVP.MinAuthLevel, "pipe_auth": cfg.FSRVP.PipeAuth}).Info("fsrvpd ready")
 	return d, nil
 }
 

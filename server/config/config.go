@@ -23,6 +23,7 @@ type Config struct {
 	FSRVP   FSRVP   `toml:"fsrvp"`
 	Storage Storage `toml:"storage"`
 	Samba   Samba   `toml:"samba"`
+	Auth    Auth    `toml:"auth"`
 	Shares  []Share `toml:"share"`
 	// Writers and Writer configure application writers (package
 	// server/writers): [writers] and one [[writer]] per application.
@@ -75,6 +76,73 @@ type RetentionPolicy struct {
 	KeepWeekly  int      `toml:"keep_weekly"`
 	KeepMonthly int      `toml:"keep_monthly"`
 	MinAge      Duration `toml:"min_age"`
+}
+
+// Auth is the [auth] section: RPC-level authentication (MS-RPCE
+// §2.2.1.1.7) of binds on every transport. Without a credential source
+// (accounts here) authenticated binds are refused.
+type Auth struct {
+	// Mechanisms are the accepted auth types: "ntlm" (auth_type 10) and
+	// "spnego" (auth_type 9, negotiating NTLM). Default both.
+	Mechanisms []string `toml:"mechanisms"`
+	// Domain is the NetBIOS domain or workgroup announced in NTLM
+	// challenges. Default "WORKGROUP".
+	Domain string `toml:"domain"`
+	// Accounts are local accounts checked with their NT hash.
+	Accounts []Account `toml:"account"`
+}
+
+// Account is one [[auth.account]].
+type Account struct {
+	// User is the account name (case-insensitive).
+	User string `toml:"user"`
+	// Domain, if set, must match the domain the client sends; empty
+	// accepts any.
+	Domain string `toml:"domain"`
+	// NTHash is the NT hash in hex (32 digits, as in smbpasswd or
+	// `fsrvp nthash`); NTHashFile names a file holding it instead. Exactly
+	// one of them. Never logged.
+	NTHash     Secret `toml:"nt_hash"`
+	NTHashFile string `toml:"nt_hash_file"`
+	// SIDs are the account's SID and groups; Admin and BackupOperator add
+	// BUILTIN\Administrators (S-1-5-32-544) and BUILTIN\Backup Operators
+	// (S-1-5-32-551), either of which lets the account use FSRVP.
+	SIDs           []string `toml:"sids"`
+	Admin          bool     `toml:"admin"`
+	BackupOperator bool     `toml:"backup_operator"`
+}
+
+// Secret is a string that prints as "<redacted>".
+type Secret string
+
+func (Secret) String() string   { return "<redacted>" }
+func (Secret) GoString() string { return "<redacted>" }
+
+// AllSIDs returns the account's SIDs with those Admin and BackupOperator
+// imply.
+func (a *Account) AllSIDs() []string {
+	out := append([]string(nil), a.SIDs...)
+	if a.Admin {
+		out = append(out, "S-1-5-32-544")
+	}
+	if a.BackupOperator {
+		out = append(out, "S-1-5-32-551")
+	}
+	return out
+}
+
+// LoadNTHash returns the account's NT hash in hex, from nt_hash or from
+// the first line of nt_hash_file.
+func (a *Account) LoadNTHash() (string, error) {
+	if a.NTHashFile == "" {
+		return string(a.NTHash), nil
+	}
+	b, err := os.ReadFile(a.NTHashFile)
+	if err != nil {
+		return "", fmt.Errorf("auth.account %q: %w", a.User, err)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	return strings.TrimSpace(line), nil
 }
 
 // Samba is the [samba] section: serving \PIPE\FssagentRpc through smbd and
@@ -151,6 +219,15 @@ type FSRVP struct {
 	// for loopback or trusted transports; the spec requires packet
 	// integrity.
 	AllowUnauthenticated bool `toml:"allow_unauthenticated"`
+	// MinAuthLevel is the RPC authentication level a caller needs
+	// (MS-FSRVP §3.1.4: packet integrity or higher): "integrity" (the
+	// default) or "privacy".
+	MinAuthLevel string `toml:"min_auth_level"`
+	// PipeAuth decides how callers on smbd's named pipe are authorized:
+	// "session" (the default) by the SMB session's identity, whatever the
+	// bind; "rpc" requires an authenticated bind at MinAuthLevel and
+	// authorizes its identity.
+	PipeAuth string `toml:"pipe_auth"`
 }
 
 // Storage is the [storage] section.
@@ -230,7 +307,8 @@ func Default() Config {
 			LogLevel:       "info",
 			LogFormat:      "text",
 		},
-		FSRVP: FSRVP{RetryLimit: 5, SameVolume: "share", Compat: "spec"},
+		FSRVP: FSRVP{RetryLimit: 5, SameVolume: "share", Compat: "spec", MinAuthLevel: "integrity", PipeAuth: "session"},
+		Auth:  Auth{Mechanisms: []string{"ntlm", "spnego"}, Domain: "WORKGROUP"},
 		Samba: Samba{
 			SMBConf:     "/etc/samba/smb.conf",
 			IncludeFile: "/etc/samba/fsrvpd-shares.conf",
@@ -334,6 +412,17 @@ func (c *Config) Validate() error {
 	default:
 		bad("fsrvp.compat", "%q is not spec or samba", c.FSRVP.Compat)
 	}
+	switch c.FSRVP.MinAuthLevel {
+	case "integrity", "privacy":
+	default:
+		bad("fsrvp.min_auth_level", "%q is not integrity or privacy", c.FSRVP.MinAuthLevel)
+	}
+	switch c.FSRVP.PipeAuth {
+	case "session", "rpc":
+	default:
+		bad("fsrvp.pipe_auth", "%q is not session or rpc", c.FSRVP.PipeAuth)
+	}
+	c.validateAuth(bad)
 	switch c.Storage.Backend {
 	case "dir":
 		if len(c.Storage.Dir.Volumes) == 0 {
@@ -426,6 +515,54 @@ func (c *Config) Validate() error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+func (c *Config) validateAuth(bad func(key, format string, a ...any)) {
+	for i, m := range c.Auth.Mechanisms {
+		if m != "ntlm" && m != "spnego" {
+			bad(fmt.Sprintf("auth.mechanisms[%d]", i), "%q is not ntlm or spnego", m)
+		}
+	}
+	if d := c.Auth.Domain; d == "" || len(d) > 15 || strings.ContainsAny(d, `\/:*?"<>| .`) {
+		bad("auth.domain", "%q is not a NetBIOS name", d)
+	}
+	seen := map[string]bool{}
+	for i, a := range c.Auth.Accounts {
+		key := fmt.Sprintf("auth.account[%d]", i)
+		if a.User == "" || strings.ContainsAny(a.User, `\/@"[]:;|=,+*?<>`) {
+			bad(key+".user", "%q is not an account name", a.User)
+		}
+		id := strings.ToLower(a.Domain + `\` + a.User)
+		if seen[id] {
+			bad(key+".user", "%q is defined twice", a.User)
+		}
+		seen[id] = true
+		switch {
+		case (a.NTHash == "") == (a.NTHashFile == ""):
+			bad(key, "set exactly one of nt_hash and nt_hash_file")
+		case a.NTHash != "" && !isNTHash(string(a.NTHash)):
+			bad(key+".nt_hash", "not 32 hexadecimal digits")
+		case a.NTHashFile != "" && !filepath.IsAbs(a.NTHashFile):
+			bad(key+".nt_hash_file", "%q is not an absolute path", a.NTHashFile)
+		}
+		for j, sid := range a.SIDs {
+			if !strings.HasPrefix(sid, "S-1-") {
+				bad(fmt.Sprintf("%s.sids[%d]", key, j), "%q is not a SID", sid)
+			}
+		}
+	}
+}
+
+func isNTHash(s string) bool {
+	if len(s) != 32 {
+		return false
+	}
+	for _, r := range s {
+		if !strings.ContainsRune("0123456789abcdefABCDEF", r) {
+			return false
+		}
+	}
+	return true
 }
 
 // PipeSocket is the Unix socket smbd connects \PIPE\FssagentRpc to.

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -62,5 +63,35 @@ func TestDemoIsValid(t *testing.T) {
 	}
 	if len(c.Shares) != 2 || c.Shares[0].Name != "share1" || c.Shares[1].Name != "share2" {
 		t.Fatalf("demo shares %+v", c.Shares)
+	}
+}
+
+func TestAuthAccounts(t *testing.T) {
+	c, err := Load("testdata/valid/full.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Auth.Accounts) != 2 || c.FSRVP.MinAuthLevel != "privacy" || c.FSRVP.PipeAuth != "rpc" {
+		t.Fatalf("auth %+v fsrvp %+v", c.Auth, c.FSRVP)
+	}
+	a := c.Auth.Accounts[0]
+	if got := strings.Join(a.AllSIDs(), ","); got != "S-1-5-21-1-2-3-1001,S-1-5-32-551" {
+		t.Errorf("SIDs %s", got)
+	}
+	if s := fmt.Sprintf("%v %+v %#v", a, a, a); strings.Contains(s, "31d6cfe0") {
+		t.Errorf("NT hash printed: %s", s)
+	}
+	if h, err := a.LoadNTHash(); err != nil || h != "31d6cfe0d16ae931b73c59d7e0c089c0" {
+		t.Errorf("LoadNTHash = %q, %v", h, err)
+	}
+	f := filepath.Join(t.TempDir(), "h")
+	os.WriteFile(f, []byte("8846F7EAEE8FB117AD06BDD830B7586C\n"), 0o600)
+	b := Account{User: "x", NTHashFile: f}
+	if h, err := b.LoadNTHash(); err != nil || h != "8846F7EAEE8FB117AD06BDD830B7586C" {
+		t.Errorf("LoadNTHash(file) = %q, %v", h, err)
+	}
+	d := Default()
+	if d.FSRVP.MinAuthLevel != "integrity" || d.FSRVP.PipeAuth != "session" || len(d.Auth.Mechanisms) != 2 {
+		t.Errorf("defaults %+v %+v", d.FSRVP, d.Auth)
 	}
 }

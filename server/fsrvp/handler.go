@@ -18,7 +18,7 @@ import (
 type Handler struct {
 	S *Service
 	// BackupSIDs are SIDs, besides the built-in rule, whose members may
-	// call over the named pipe.
+	// call (SMB session or RPC-authenticated identity).
 	BackupSIDs []string
 }
 
@@ -39,6 +39,13 @@ func (h Handler) callerOf(ctx context.Context) Caller {
 		out.SMBSession = true
 		out.BackupCapable = c.Session.IsBackupCapable(h.BackupSIDs...)
 		out.Name = c.Session.Domain + `\` + c.Session.User
+	}
+	if c.Identity != nil {
+		out.RPCAuth = true
+		out.RPCBackupCapable = c.Identity.IsBackupCapable(h.BackupSIDs...)
+		if !out.SMBSession {
+			out.Name = c.Identity.String()
+		}
 	}
 	return out
 }

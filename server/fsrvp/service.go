@@ -118,25 +118,59 @@ type Caller struct {
 	// that user may use FSRVP (uid 0, Administrators, Backup Operators,
 	// SeBackupPrivilege or a configured group).
 	SMBSession, BackupCapable bool
+	// RPCAuth is true when the call came under an RPC security context
+	// (an authenticated bind, at AuthLevel); RPCBackupCapable says whether
+	// its identity is in Administrators, Backup Operators or a configured
+	// group.
+	RPCAuth, RPCBackupCapable bool
 	// Log, if set, carries the transport's fields for this call (conn,
 	// call_id, opnum...); the service adds them to its own log lines.
 	Log *logrus.Entry
 }
 
-// AccessPolicy decides who may call (§3.1.4: packet integrity or privacy,
-// and an administrator or backup operator).
+// AccessPolicy decides who may call (MS-FSRVP §3.1.4: "the server MUST
+// ... verify that the caller's authentication level is packet integrity or
+// higher", and that the caller is an administrator or backup operator).
+//
+//   - Named pipe, PipeRequiresRPCAuth false (default): the SMB session's
+//     identity decides (BackupCapable); the bind may be unauthenticated,
+//     smbd authenticated and protects the transport.
+//   - Named pipe, PipeRequiresRPCAuth true: an authenticated bind at
+//     MinLevel or higher whose identity is backup capable.
+//   - TCP and ncalrpc: an authenticated bind at MinLevel or higher whose
+//     identity is backup capable; with AllowUnauthenticated every caller.
+//
+// A refused caller gets E_ACCESSDENIED from every method.
 type AccessPolicy struct {
-	// AllowUnauthenticated lets callers without RPC authentication through.
-	// Only sensible on loopback or behind a trusted transport.
+	// AllowUnauthenticated lets every caller on TCP and ncalrpc through,
+	// authenticated or not. Only sensible on loopback or behind a trusted
+	// transport. It never applies to the named pipe.
 	AllowUnauthenticated bool
+	// MinLevel is the lowest RPC authentication level accepted; 0 means
+	// packet integrity (5).
+	MinLevel uint8
+	// PipeRequiresRPCAuth applies the RPC rule to named-pipe callers
+	// instead of the SMB session's identity.
+	PipeRequiresRPCAuth bool
 }
 
+// pktIntegrity is RPC_C_AUTHN_LEVEL_PKT_INTEGRITY (MS-RPCE §2.2.1.1.8).
+const pktIntegrity = 5
+
 func (p AccessPolicy) allows(c Caller) bool {
-	const pktIntegrity = 5
-	if c.SMBSession {
-		return c.BackupCapable
+	minLevel := p.MinLevel
+	if minLevel == 0 {
+		minLevel = pktIntegrity
 	}
-	return p.AllowUnauthenticated || c.AuthLevel >= pktIntegrity
+	rpcOK := c.RPCAuth && c.AuthLevel >= minLevel && c.RPCBackupCapable
+	switch {
+	case c.SMBSession && !p.PipeRequiresRPCAuth:
+		return c.BackupCapable
+	case c.SMBSession:
+		return rpcOK
+	default:
+		return rpcOK || p.AllowUnauthenticated
+	}
 }
 
 // global is the part of §3.1.1 that is not per set.

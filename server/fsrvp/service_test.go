@@ -222,9 +222,16 @@ func TestAccessDeniedEverywhere(t *testing.T) {
 	_, rc = h.s.GetShareMapping(ctx, alice, id, id, `\\h\share1`, 1)
 	want(t, "GetShareMapping", rc, E_ACCESSDENIED)
 	want(t, "DeleteShareMapping", h.s.DeleteShareMapping(ctx, alice, id, id, `\\h\share1`), E_ACCESSDENIED)
-	// An authenticated caller at packet integrity passes.
-	_, _, rc = h.s.GetSupportedVersion(ctx, Caller{Address: "x", AuthLevel: 5})
+	// An authenticated backup operator at packet integrity passes; below
+	// it, or without the group, not.
+	_, _, rc = h.s.GetSupportedVersion(ctx, Caller{Address: "x", AuthLevel: 5, RPCAuth: true, RPCBackupCapable: true})
 	must(t, "GetSupportedVersion at integrity", rc)
+	_, _, rc = h.s.GetSupportedVersion(ctx, Caller{Address: "x", AuthLevel: 2, RPCAuth: true, RPCBackupCapable: true})
+	want(t, "GetSupportedVersion at connect", rc, E_ACCESSDENIED)
+	_, _, rc = h.s.GetSupportedVersion(ctx, Caller{Address: "x", AuthLevel: 6, RPCAuth: true})
+	want(t, "GetSupportedVersion, not a backup operator", rc, E_ACCESSDENIED)
+	_, _, rc = h.s.GetSupportedVersion(ctx, Caller{Address: "x", AuthLevel: 6})
+	want(t, "GetSupportedVersion, level without security context", rc, E_ACCESSDENIED)
 }
 
 func TestContexts(t *testing.T) {
