@@ -1,0 +1,380 @@
+// Package kdctest runs a real Kerberos KDC for tests: a Samba Active
+// Directory domain controller (Debian's samba 4.17, `samba-tool domain
+// provision`) in a private directory, serving only on 127.0.0.1 with random
+// ports. It provides what fsrvpd's Kerberos and winbind tests need:
+//
+//   - a realm (FSRVP.TEST, NetBIOS domain FSRVPTEST) with Administrator
+//     (Domain Admins) and the users a test adds;
+//   - a service account with fsrvpd's principal cifs/fsrvp.fsrvp.test,
+//     AES keys only, exported to a keytab;
+//   - a krb5.conf for clients that names the KDC's port;
+//   - Samba's winbindd (the DC's own), reachable by ntlm_auth and wbinfo
+//     through the default socket directory /run/samba/winbindd.
+//
+// Provisioning takes about 12 s, so a test binary shares one DC (Shared)
+// and stops it from TestMain (Main). The winbindd socket directory is
+// global, so a DC holds a lock on it while it runs; DCs of test binaries
+// running at the same time take turns.
+package kdctest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fsrvpd/fsrvpd/storage/storagetest"
+)
+
+// The realm's names and passwords. They protect nothing: the DC listens on
+// loopback only and lives in a temporary directory.
+const (
+	Realm         = "FSRVP.TEST"
+	Domain        = "FSRVPTEST"
+	DNSDomain     = "fsrvp.test"
+	AdminUser     = "Administrator"
+	AdminPassword = "Adm1n.Passw0rd.x"
+	ServiceUser   = "fsrvpsvc"
+	ServiceHost   = "fsrvp.fsrvp.test"
+	// ServicePrincipal is the principal fsrvpd accepts tickets for.
+	ServicePrincipal = "cifs/" + ServiceHost
+)
+
+// DC is a running domain controller.
+type DC struct {
+	Dir       string // the provision's target directory
+	SMBConf   string // its smb.conf (for ntlm_auth --configfile)
+	Krb5Conf  string // a krb5.conf for clients, KDC on KDCAddr
+	KDCAddr   string // 127.0.0.1:port
+	Keytab    string // the service principal's keys (AES)
+	DomainSID string
+
+	cmd     *exec.Cmd
+	lock    *os.File
+	stopped chan struct{}
+}
+
+// Requirements skips (or, strict, fails) the test unless a DC can run.
+func Requirements(t testing.TB) {
+	t.Helper()
+	storagetest.RequireRoot(t)
+	storagetest.RequireCommand(t, "samba")
+	storagetest.RequireCommand(t, "samba-tool")
+	storagetest.RequireCommand(t, "winbindd")
+	_, err := os.Stat("/usr/bin/python3")
+	storagetest.Require(t, "python3", err == nil, "/usr/bin/python3 missing (samba-tool needs it)")
+}
+
+var (
+	sharedOnce sync.Once
+	shared     *DC
+	sharedErr  error
+)
+
+// Shared returns the test binary's DC, starting it on first use.
+func Shared(t testing.TB) *DC {
+	t.Helper()
+	Requirements(t)
+	sharedOnce.Do(func() { shared, sharedErr = Start() })
+	if sharedErr != nil {
+		t.Fatalf("kdctest: %v", sharedErr)
+	}
+	return shared
+}
+
+// Main runs the tests and stops the shared DC: call it from TestMain.
+func Main(m *testing.M) {
+	code := m.Run()
+	if shared != nil {
+		shared.Stop()
+	}
+	os.Exit(code)
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func run(ctx context.Context, name string, args ...string) error {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = append(os.Environ(), "LC_ALL=C")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, lastLines(out, 5))
+	}
+	return nil
+}
+
+func lastLines(b []byte, n int) string {
+	l := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(l) > n {
+		l = l[len(l)-n:]
+	}
+	return strings.Join(l, "\n")
+}
+
+// Start provisions a domain in a new temporary directory and starts it.
+// The caller must Stop it.
+func Start() (dc *DC, err error) {
+	dir, err := os.MkdirTemp("", "fsrvpd-kdc-")
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(dir)
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	// The winbindd socket directory is global: one DC at a time.
+	if err := os.MkdirAll("/run/lock", 0o755); err != nil {
+		return nil, err
+	}
+	lock, err := os.OpenFile("/run/lock/fsrvpd-kdctest.lock", os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		lock.Close()
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			lock.Close()
+		}
+	}()
+
+	target := filepath.Join(dir, "dc")
+	if err := run(ctx, "samba-tool", "domain", "provision", "--use-rfc2307",
+		"--realm="+Realm, "--domain="+Domain, "--server-role=dc", "--dns-backend=NONE",
+		"--adminpass="+AdminPassword, "--targetdir="+target, "--host-name=dc1", "--host-ip=127.0.0.1",
+		"--option=interfaces=127.0.0.1", "--option=bind interfaces only=yes"); err != nil {
+		return nil, err
+	}
+	kdcPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	kpwPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	conf := filepath.Join(target, "etc", "smb.conf")
+	if err := rewriteConf(conf, target, kdcPort, kpwPort); err != nil {
+		return nil, err
+	}
+	dc = &DC{Dir: target, SMBConf: conf, KDCAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(kdcPort)),
+		Keytab: filepath.Join(dir, "fsrvpd.keytab"), Krb5Conf: filepath.Join(dir, "krb5.conf"), lock: lock}
+
+	if err := dc.AddUser(ctx, ServiceUser, "Svc.Passw0rd.1x"); err != nil {
+		return nil, err
+	}
+	if err := run(ctx, "samba-tool", "spn", "add", ServicePrincipal, ServiceUser, "-s", conf); err != nil {
+		return nil, err
+	}
+	if err := dc.python(ctx, setEnctypes, ServiceUser, "24"); err != nil {
+		return nil, err
+	}
+	if err := run(ctx, "samba-tool", "domain", "exportkeytab", dc.Keytab, "--principal="+ServicePrincipal, "-s", conf); err != nil {
+		return nil, err
+	}
+	sid, err := exec.CommandContext(ctx, "/usr/bin/python3", "-c", domainSID, conf).Output()
+	if err != nil {
+		return nil, fmt.Errorf("domain SID: %v", err)
+	}
+	dc.DomainSID = strings.TrimSpace(string(sid))
+	krb5conf := fmt.Sprintf(`[libdefaults]
+	default_realm = %[1]s
+	dns_lookup_realm = false
+	dns_lookup_kdc = false
+	rdns = false
+	udp_preference_limit = 1
+	default_tkt_enctypes = aes256-cts-hmac-sha1-96 aes128-cts-hmac-sha1-96
+	default_tgs_enctypes = aes256-cts-hmac-sha1-96 aes128-cts-hmac-sha1-96
+	permitted_enctypes = aes256-cts-hmac-sha1-96 aes128-cts-hmac-sha1-96
+
+[realms]
+	%[1]s = {
+		kdc = %[2]s
+		admin_server = %[2]s
+	}
+
+[domain_realm]
+	.%[3]s = %[1]s
+	%[3]s = %[1]s
+`, Realm, dc.KDCAddr, DNSDomain)
+	if err := os.WriteFile(dc.Krb5Conf, []byte(krb5conf), 0o644); err != nil {
+		return nil, err
+	}
+
+	dc.cmd = exec.Command("samba", "-i", "-M", "single", "-s", conf)
+	logf, err := os.Create(filepath.Join(target, "samba.out"))
+	if err != nil {
+		return nil, err
+	}
+	dc.cmd.Stdout, dc.cmd.Stderr = logf, logf
+	dc.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := dc.cmd.Start(); err != nil {
+		logf.Close()
+		return nil, err
+	}
+	dc.stopped = make(chan struct{})
+	go func() { dc.cmd.Wait(); logf.Close(); close(dc.stopped) }()
+	if err := dc.waitReady(ctx); err != nil {
+		dc.Stop()
+		return nil, err
+	}
+	return dc, nil
+}
+
+func rewriteConf(path, target string, kdcPort, kpwPort int) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	s := string(b)
+	if i := strings.Index(s, "[homes]"); i >= 0 {
+		s = s[:i] // no shares: the DC serves Kerberos and winbind only
+	}
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		k, _, _ := strings.Cut(strings.TrimSpace(l), "=")
+		switch strings.TrimSpace(k) {
+		case "server services", "log file", "logging", "interfaces":
+			continue
+		}
+		out = append(out, l)
+	}
+	s = strings.Join(out, "\n") + fmt.Sprintf(`
+	server services = kdc, winbindd
+	interfaces = 127.0.0.1
+	krb5 port = %d
+	kpasswd port = %d
+	log file = %[3]s/log.%%m
+	logging = file
+	pid directory = %[3]s/pid
+	ncalrpc dir = %[3]s/ncalrpc
+	winbind use default domain = no
+`, kdcPort, kpwPort, target)
+	for _, d := range []string{"pid", "ncalrpc"} {
+		if err := os.MkdirAll(filepath.Join(target, d), 0o755); err != nil {
+			return err
+		}
+	}
+	return os.WriteFile(path, []byte(s), 0o644)
+}
+
+func (dc *DC) waitReady(ctx context.Context) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		select {
+		case <-dc.stopped:
+			return fmt.Errorf("samba exited: %s", dc.log())
+		default:
+		}
+		kdc := false
+		if c, err := net.DialTimeout("tcp", dc.KDCAddr, time.Second); err == nil {
+			c.Close()
+			kdc = true
+		}
+		if kdc && exec.CommandContext(ctx, "wbinfo", "-p").Run() == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("samba not ready after 60 s (KDC up: %v): %s", kdc, dc.log())
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+func (dc *DC) log() string {
+	b, _ := os.ReadFile(filepath.Join(dc.Dir, "samba.out"))
+	return lastLines(b, 10)
+}
+
+// Stop kills the DC's process group and removes its directory.
+func (dc *DC) Stop() {
+	if dc.cmd != nil && dc.cmd.Process != nil {
+		syscall.Kill(-dc.cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-dc.stopped:
+		case <-time.After(10 * time.Second):
+			syscall.Kill(-dc.cmd.Process.Pid, syscall.SIGKILL)
+			<-dc.stopped
+		}
+	}
+	if dc.lock != nil {
+		dc.lock.Close()
+	}
+	os.RemoveAll(filepath.Dir(dc.Dir))
+}
+
+// AddUser creates a domain user with the password.
+func (dc *DC) AddUser(ctx context.Context, name, password string) error {
+	return run(ctx, "samba-tool", "user", "add", name, password, "-s", dc.SMBConf)
+}
+
+// AddToGroup adds users to a domain group (e.g. "Domain Admins").
+func (dc *DC) AddToGroup(ctx context.Context, group string, users ...string) error {
+	return run(ctx, "samba-tool", "group", "addmembers", group, strings.Join(users, ","), "-s", dc.SMBConf)
+}
+
+// Kinit gets a ticket-granting ticket for user into a new credential cache
+// file (MIT kinit) and returns its path.
+func (dc *DC) Kinit(ctx context.Context, dir, user, password string) (string, error) {
+	cc := filepath.Join(dir, "ccache-"+user)
+	cmd := exec.CommandContext(ctx, "kinit", "-c", "FILE:"+cc, user+"@"+Realm)
+	cmd.Env = append(os.Environ(), "KRB5_CONFIG="+dc.Krb5Conf, "LC_ALL=C")
+	cmd.Stdin = strings.NewReader(password + "\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("kinit %s: %v: %s", user, err, out)
+	}
+	return cc, nil
+}
+
+func (dc *DC) python(ctx context.Context, script string, args ...string) error {
+	return run(ctx, "/usr/bin/python3", append([]string{"-c", script, dc.SMBConf}, args...)...)
+}
+
+// setEnctypes sets msDS-SupportedEncryptionTypes, so the exported keytab
+// and the tickets use AES (Samba defaults to RC4 for user accounts).
+const setEnctypes = `
+import sys, ldb
+from samba.samdb import SamDB
+from samba.param import LoadParm
+from samba.auth import system_session
+lp = LoadParm(); lp.load(sys.argv[1])
+db = SamDB(url=lp.private_path("sam.ldb"), lp=lp, session_info=system_session())
+res = db.search(expression="(sAMAccountName=%s)" % ldb.binary_encode(sys.argv[2]), attrs=["dn"])
+m = ldb.Message(); m.dn = res[0].dn
+m["e"] = ldb.MessageElement(sys.argv[3], ldb.FLAG_MOD_REPLACE, "msDS-SupportedEncryptionTypes")
+db.modify(m)
+`
+
+const domainSID = `
+import sys
+from samba.samdb import SamDB
+from samba.param import LoadParm
+from samba.auth import system_session
+lp = LoadParm(); lp.load(sys.argv[1])
+db = SamDB(url=lp.private_path("sam.ldb"), lp=lp, session_info=system_session())
+print(db.get_domain_sid())
+`
+
+var _ = errors.New
