@@ -229,7 +229,10 @@ func (c *conn) requestAuth(h dcerpc.Header, frame []byte, stubAt int) ([]byte, *
 // the write lock so that sequence numbers follow the wire order.
 func (c *conn) protectedResponse(callID uint32, ctxID uint16, stub []byte, sc *secContext) {
 	sigSize := sc.sc.SignatureSize()
-	chunk := (c.maxFrag - headerSize - responseHeaderSize - secTrailerSize - sigSize) &^ (authPadAlign - 1)
+	// The auth padding aligns the stub's end to 16 bytes from the end of
+	// the 16-byte header; a chunk that ends aligned needs none, so the
+	// fragment stays within maxFrag.
+	chunk := (c.maxFrag-headerSize-secTrailerSize-sigSize)&^(authPadAlign-1) - responseHeaderSize
 	if chunk <= 0 {
 		c.log.Error("rpc: fragment too small for a verifier")
 		c.write(faultPDU(callID, ctxID, StatusFaultUnspec, false))
