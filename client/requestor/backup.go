@@ -29,6 +29,10 @@ type BackupOptions struct {
 	// Include and Exclude select writer components (see ParseComponentSpec);
 	// without Include every component is selected.
 	Include, Exclude []string
+	// SharePaths, if not nil, gives the server path of each share instead
+	// of asking the server's srvsvc (needed only when writers publish
+	// metadata: it names files by server path).
+	SharePaths SharePaths
 	// Progress, if not nil, shows the copy's progress.
 	Progress *Progress
 	Log      *logrus.Entry
@@ -109,7 +113,17 @@ func Backup(ctx context.Context, dial Dialer, o BackupOptions) (res *BackupResul
 	if err != nil {
 		return nil, err
 	}
-	plan, err := planComponents(docs, cat.Shares, o.Include, o.Exclude)
+	paths := o.SharePaths
+	if len(docs.writerMetadata) > 0 && paths == nil {
+		// Writer metadata names files by server path.
+		if paths, err = o.SMB.sharePaths(ctx); err != nil {
+			return nil, fmt.Errorf("mapping the writers' files to shares: %w (give the share paths instead)", err)
+		}
+	}
+	for i := range cat.Shares {
+		cat.Shares[i].Path = paths[cat.Shares[i].Name]
+	}
+	plan, err := planComponents(docs, paths, cat.Shares, o.Include, o.Exclude)
 	if err != nil {
 		return nil, err
 	}
@@ -132,7 +146,7 @@ func Backup(ctx context.Context, dial Dialer, o BackupOptions) (res *BackupResul
 	}
 	cat.Entries = cp.entries
 	cat.Components = plan.results(cp.entries)
-	if cat.Documents, err = docs.write(o.Dest, snap.SetID, cat.Components); err != nil {
+	if cat.Documents, err = plan.write(o.Dest, prev != nil); err != nil {
 		return nil, err
 	}
 	cat.Finished = time.Now().UTC()

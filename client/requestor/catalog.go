@@ -55,6 +55,7 @@ type Catalog struct {
 type CatalogShare struct {
 	Name         string    `json:"name"` // base share name, the directory below data/
 	ShareUNC     string    `json:"share_unc"`
+	Path         string    `json:"path,omitempty"` // the share's directory on the server, when known
 	ExposedName  string    `json:"exposed_name"`
 	ShadowCopyID uuid.UUID `json:"shadow_copy_id"`
 	CreationTime time.Time `json:"creation_time"`

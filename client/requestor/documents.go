@@ -13,13 +13,17 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/fsrvpd/fsrvpd/client/vss"
 )
 
 // documents are the VSS documents the server published for a set, as read
 // from its documents share.
 type documents struct {
-	// writerMetadata holds each WRITER_METADATA/<instance>.xml by file name.
-	writerMetadata map[string][]byte
+	// writerMetadata holds each WRITER_METADATA/<instance>.xml by file
+	// name, parsed and as published.
+	writerMetadata    map[string]*vss.WriterMetadata
+	writerMetadataRaw map[string][]byte
 	// backupComponents is the server's BACKUP_COMPONENTS.xml (the writers'
 	// components and BACKUP_METADATA), writerStatus WRITER_STATUS.xml.
 	backupComponents, writerStatus []byte
@@ -27,16 +31,16 @@ type documents struct {
 
 // Names on the documents share (client/vss).
 const (
-	shareWriterMetadataDir = "WRITER_METADATA"
-	shareBackupComponents  = "BACKUP_COMPONENTS.xml"
-	shareWriterStatus      = "WRITER_STATUS.xml"
+	shareWriterMetadataDir = vss.WriterMetadataDir
+	shareBackupComponents  = vss.BackupComponentsFile
+	shareWriterStatus      = vss.WriterStatusFile
 )
 
 // fetchDocuments reads the documents share of the set. A server without
 // writers (or one that does not publish documents) has no such share: the
 // result is then empty, not an error.
 func fetchDocuments(ctx context.Context, cfg SMB, setID uuid.UUID, _ string) (*documents, error) {
-	d := &documents{writerMetadata: map[string][]byte{}}
+	d := &documents{writerMetadata: map[string]*vss.WriterMetadata{}, writerMetadataRaw: map[string][]byte{}}
 	ss, err := cfg.dial(ctx)
 	if err != nil {
 		return nil, err
@@ -63,7 +67,12 @@ func fetchDocuments(ctx context.Context, cfg SMB, setID uuid.UUID, _ string) (*d
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
-		d.writerMetadata[fi.Name()] = data
+		wm, err := vss.ParseWriterMetadata(data)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %s: %w", name, fi.Name(), err)
+		}
+		d.writerMetadata[fi.Name()] = wm
+		d.writerMetadataRaw[fi.Name()] = data
 	}
 	for _, f := range []struct {
 		name string
@@ -79,10 +88,6 @@ func fetchDocuments(ctx context.Context, cfg SMB, setID uuid.UUID, _ string) (*d
 		}
 	}
 	return d, nil
-}
-
-func (d *documents) empty() bool {
-	return len(d.writerMetadata) == 0 && d.backupComponents == nil && d.writerStatus == nil
 }
 
 // writeDoc writes data to dest/rel and returns its catalog entry.

@@ -1,0 +1,291 @@
+package requestor_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+	"github.com/hirochachacha/go-smb2"
+
+	"github.com/fsrvpd/fsrvpd/client/requestor"
+	"github.com/fsrvpd/fsrvpd/client/vss"
+	"github.com/fsrvpd/fsrvpd/conformance/testbed"
+)
+
+// fakeServices records the service hooks; during records what the
+// restored file held while the service was stopped.
+type fakeServices struct {
+	calls   []string
+	check   func() string
+	during  string
+	failing bool
+}
+
+func (f *fakeServices) StopService(_ context.Context, w vss.Identification, svc string) error {
+	f.calls = append(f.calls, "stop "+w.FriendlyName+" "+svc)
+	return nil
+}
+
+func (f *fakeServices) StartService(_ context.Context, w vss.Identification, svc string) error {
+	f.during = f.check()
+	f.calls = append(f.calls, "start "+w.FriendlyName+" "+svc)
+	return nil
+}
+
+// writerDocs writes, into a backup, the writer metadata and backup
+// components document a writer would have published for share1: one
+// component per restore method.
+func writerDocs(t *testing.T, dest, s1, s2 string) {
+	t.Helper()
+	files := func(dir string) []vss.Files {
+		return []vss.Files{{Path: filepath.Join(s1, dir), Filespec: "*", Recursive: true}}
+	}
+	group := func(name string) vss.FileGroup {
+		return vss.FileGroup{ComponentAttrs: vss.ComponentAttrs{LogicalPath: "app", ComponentName: name, Selectable: true}, Files: files(name)}
+	}
+	wm := &vss.WriterMetadata{Version: vss.Version,
+		Identification: vss.Identification{FriendlyName: "TestWriter", WriterID: uuid.NewString(), InstanceID: uuid.NewString(), Usage: vss.UsageUserData},
+		BackupLocations: vss.BackupLocations{
+			Databases: []vss.Database{{ComponentAttrs: vss.ComponentAttrs{LogicalPath: "app", ComponentName: "db", Selectable: true},
+				Files: []vss.Files{{Path: filepath.Join(s1, "db"), Filespec: "*.db"}}, LogFiles: []vss.Files{{Path: filepath.Join(s1, "db"), Filespec: "*.log"}}}},
+			FileGroups: []vss.FileGroup{group("busy"), group("fresh"), group("alt"), group("svc"), group("reboot"), group("custom")},
+		},
+		RestoreMethods: []vss.RestoreMethod{
+			{LogicalPath: "app", ComponentName: "db", Method: vss.RestoreIfCanBeReplaced,
+				AlternateLocationMappings: []vss.Files{{Path: filepath.Join(s1, "db"), Filespec: "*", Recursive: true, AlternatePath: filepath.Join(s2, "restored-db")}}},
+			{LogicalPath: "app", ComponentName: "busy", Method: vss.RestoreIfCanBeReplaced},
+			{LogicalPath: "app", ComponentName: "fresh", Method: vss.RestoreIfNoneThere},
+			{LogicalPath: "app", ComponentName: "alt", Method: vss.RestoreToAlternateLocation,
+				AlternateLocationMappings: []vss.Files{{Path: filepath.Join(s1, "alt"), Filespec: "*", Recursive: true, AlternatePath: filepath.Join(s2, "elsewhere")}}},
+			{LogicalPath: "app", ComponentName: "svc", Method: vss.StopRestartService, Service: "testd"},
+			{LogicalPath: "app", ComponentName: "reboot", Method: vss.ReplaceAtReboot, RebootRequired: true},
+			{LogicalPath: "app", ComponentName: "custom", Method: vss.Custom, UserProcedure: "run testwriter-restore --from the backup"},
+		},
+	}
+	if err := wm.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	bc := vss.NewBackupComponents(vss.BackupFull, false)
+	for _, c := range wm.Components() {
+		if _, err := bc.AddComponent(wm.Identification.WriterID, wm.Identification.InstanceID,
+			vss.BackupComponent{ComponentType: c.Type, LogicalPath: c.LogicalPath, ComponentName: c.ComponentName, BackupSucceeded: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, doc := range map[string]any{"documents/writer-metadata/" + wm.Identification.InstanceID + ".xml": wm, "documents/backup-components.xml": bc} {
+		data, err := vss.Marshal(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dest, filepath.FromSlash(name))
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func outcome(t *testing.T, res *requestor.RestoreResult, name string) requestor.RestoreOutcome {
+	t.Helper()
+	for _, o := range res.Components {
+		if o.ComponentName == name {
+			return o
+		}
+	}
+	t.Fatalf("no outcome for component %s in %+v", name, res)
+	return requestor.RestoreOutcome{}
+}
+
+func read(p string) string { b, _ := os.ReadFile(p); return string(b) }
+
+// TestRestoreMethods backs up share1, then restores each component with
+// its writer's restore method against the real smbd: a file held open by
+// another SMB client makes RESTORE_IF_CAN_BE_REPLACED relocate (or fail).
+func TestRestoreMethods(t *testing.T) {
+	b := upTestbed(t, testbed.Options{})
+	s1, s2 := b.Shares["share1"], b.Shares["share2"]
+	orig := map[string]string{}
+	for _, f := range []string{"db/main.db", "db/main.log", "busy/b.dat", "fresh/f.txt", "fresh/sub/g.txt",
+		"alt/a.dat", "svc/s.dat", "reboot/r.sys", "custom/c.dat", "plain.txt"} {
+		orig[f] = string(writeFile(t, filepath.Join(s1, filepath.FromSlash(f)), 1000+len(f)))
+	}
+	dest := filepath.Join(t.TempDir(), "b")
+	paths := requestor.SharePaths{"share1": s1, "share2": s2}
+	if _, err := requestor.Backup(context.Background(), b.dial, requestor.BackupOptions{
+		Snapshot: requestor.SnapshotRequest{Target: b.target(), Shares: []string{"share1"}},
+		Dest:     dest, SMB: b.smb, SharePaths: paths,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	writerDocs(t, dest, s1, s2)
+
+	// The live share changes after the backup.
+	for _, f := range []string{"db/main.db", "busy/b.dat", "fresh/f.txt", "svc/s.dat", "reboot/r.sys", "custom/c.dat", "plain.txt"} {
+		os.WriteFile(filepath.Join(s1, filepath.FromSlash(f)), []byte("changed"), 0o666)
+	}
+
+	// Another SMB client holds db/main.db and busy/b.dat open (go-smb2 opens
+	// share read and write, not delete).
+	holder := holdOpen(t, b, "share1", `db\main.db`, `busy\b.dat`)
+
+	svc := &fakeServices{check: func() string { return read(filepath.Join(s1, "svc", "s.dat")) }}
+	res, err := requestor.Restore(context.Background(), requestor.RestoreOptions{
+		Backup: dest, SMB: b.smb, Services: svc,
+	})
+	if !errors.Is(err, requestor.ErrComponentsFailed) || !strings.Contains(err.Error(), "busy") {
+		t.Errorf("restore: err = %v, want the busy component to fail", err)
+	}
+	if res == nil {
+		t.Fatal("no result")
+	}
+
+	// IF_CAN_BE_REPLACED, file open, with a mapping: relocated whole.
+	o := outcome(t, res, "db")
+	if o.Action != requestor.ActionRelocated || len(o.Relocations) != 1 {
+		t.Errorf("db: %+v", o)
+	}
+	if read(filepath.Join(s2, "restored-db", "main.db")) != orig["db/main.db"] || read(filepath.Join(s2, "restored-db", "main.log")) != orig["db/main.log"] {
+		t.Error("db: not restored to its alternate location")
+	}
+	if read(filepath.Join(s1, "db", "main.db")) != "changed" {
+		t.Error("db: the open file was overwritten")
+	}
+	// IF_CAN_BE_REPLACED, file open, no mapping: the whole component fails.
+	if o := outcome(t, res, "busy"); o.Action != requestor.ActionFailed || !strings.Contains(o.Message, "open elsewhere") {
+		t.Errorf("busy: %+v", o)
+	}
+	if read(filepath.Join(s1, "busy", "b.dat")) != "changed" {
+		t.Error("busy: written although it failed")
+	}
+	// IF_NONE_THERE with files there: skipped, untouched.
+	if o := outcome(t, res, "fresh"); o.Action != requestor.ActionSkipped || read(filepath.Join(s1, "fresh", "f.txt")) != "changed" {
+		t.Errorf("fresh: %+v", o)
+	}
+	// TO_ALTERNATE_LOCATION.
+	if o := outcome(t, res, "alt"); o.Action != requestor.ActionRelocated || read(filepath.Join(s2, "elsewhere", "a.dat")) != orig["alt/a.dat"] {
+		t.Errorf("alt: %+v", o)
+	}
+	// STOP_RESTART_SERVICE: stop, restore, start.
+	if o := outcome(t, res, "svc"); o.Action != requestor.ActionRestored || strings.Join(svc.calls, ",") != "stop TestWriter testd,start TestWriter testd" ||
+		svc.during != orig["svc/s.dat"] {
+		t.Errorf("svc: %+v, calls %v, content before start %q", o, svc.calls, svc.during)
+	}
+	// REPLACE_AT_REBOOT and CUSTOM: instructions, nothing written.
+	for _, n := range []string{"reboot", "custom"} {
+		o := outcome(t, res, n)
+		if o.Action != requestor.ActionManual || o.Instructions == "" {
+			t.Errorf("%s: %+v", n, o)
+		}
+	}
+	if !strings.Contains(outcome(t, res, "custom").Instructions, "testwriter-restore") {
+		t.Error("custom: the writer's procedure is not in the instructions")
+	}
+	if read(filepath.Join(s1, "reboot", "r.sys")) != "changed" || read(filepath.Join(s1, "custom", "c.dat")) != "changed" {
+		t.Error("reboot/custom: files were written")
+	}
+	// Files of no component are restored in place.
+	if read(filepath.Join(s1, "plain.txt")) != orig["plain.txt"] || res.PlainFiles != 2 {
+		t.Errorf("plain files: %d restored", res.PlainFiles)
+	}
+	// The relocations are in the backup components document.
+	doc, err := os.ReadFile(res.Document)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bc, err := vss.ParseBackupComponents(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mapped []string
+	for _, w := range bc.Writers {
+		for _, c := range w.Components {
+			for _, m := range c.AlternateLocationMappings {
+				mapped = append(mapped, c.ComponentName+"->"+filepath.Base(m.AlternatePath))
+			}
+		}
+	}
+	if strings.Join(mapped, ",") != "db->restored-db,alt->elsewhere" {
+		t.Errorf("alternate location mappings recorded: %v", mapped)
+	}
+	if _, err := requestor.Verify(dest, nil); err != nil {
+		t.Errorf("the restore changed the backup: %v", err)
+	}
+
+	// Released: db is replaced in place; fresh restores once its files are gone.
+	holder()
+	os.RemoveAll(filepath.Join(s1, "fresh"))
+	res, err = requestor.Restore(context.Background(), requestor.RestoreOptions{
+		Backup: dest, SMB: b.smb, Include: []string{"app/db", "busy", "TestWriter:fresh"}, ComponentsOnly: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Components) != 3 || outcome(t, res, "db").Action != requestor.ActionRestored || outcome(t, res, "busy").Action != requestor.ActionRestored ||
+		outcome(t, res, "fresh").Action != requestor.ActionRestored {
+		t.Errorf("second restore: %+v", res.Components)
+	}
+	for _, f := range []string{"db/main.db", "busy/b.dat", "fresh/f.txt", "fresh/sub/g.txt"} {
+		if read(filepath.Join(s1, filepath.FromSlash(f))) != orig[f] {
+			t.Errorf("%s not restored in place", f)
+		}
+	}
+	if read(filepath.Join(s1, "plain.txt")) != orig["plain.txt"] || res.PlainFiles != 0 {
+		t.Error("ComponentsOnly restored plain files")
+	}
+
+	// An alternate path: a local directory.
+	to := t.TempDir()
+	if _, err := requestor.Restore(context.Background(), requestor.RestoreOptions{Backup: dest, ToDir: to, Include: []string{"db"}}); err != nil {
+		t.Fatal(err)
+	}
+	if read(filepath.Join(to, "share1", "db", "main.db")) != orig["db/main.db"] {
+		t.Error("restore -to DIR")
+	}
+}
+
+// holdOpen opens files on share with a second go-smb2 client and returns
+// the function that closes them.
+func holdOpen(t *testing.T, b *bed, share string, names ...string) func() {
+	t.Helper()
+	conn, err := net.Dial("tcp", b.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &smb2.Dialer{Initiator: &smb2.NTLMInitiator{User: testbed.User, Password: testbed.Password}}
+	s, err := d.Dial(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs, err := s.Mount(`\\127.0.0.1\` + share)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files []*smb2.File
+	for _, n := range names {
+		f, err := fs.OpenFile(n, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, f)
+	}
+	done := false
+	release := func() {
+		if done {
+			return
+		}
+		done = true
+		for _, f := range files {
+			f.Close()
+		}
+		fs.Umount()
+		s.Logoff()
+		conn.Close()
+	}
+	t.Cleanup(release)
+	return release
+}
