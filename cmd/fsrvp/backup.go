@@ -100,7 +100,8 @@ func runBackup(a *app, ctx context.Context, args []string) error {
 	workers := fs.Int("workers", 4, "parallel transfers (one SMB connection each)")
 	incr := fs.String("incremental-from", "", "earlier backup `dir`: hard-link the files that did not change since")
 	ctxName := fs.String("context", "backup", "shadow copy context (backup involves the server's writers)")
-	var include, exclude listFlag
+	var include, exclude, sharePaths listFlag
+	fs.Var(&sharePaths, "share-path", "`share=path`: the share's directory on the server, to map writer files to shares without asking srvsvc (repeatable)")
 	fs.Var(&include, "include", "component `spec` to back up, [writer:]logical/path/name or a glob (repeatable; default all)")
 	fs.Var(&exclude, "exclude", "component `spec` to leave out (repeatable)")
 	rest, err := a.subcommand("backup", fs, args, 2, -1)
@@ -118,10 +119,21 @@ func runBackup(a *app, ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	var paths requestor.SharePaths
+	for _, p := range sharePaths {
+		k, v, ok := strings.Cut(p, "=")
+		if !ok || k == "" || v == "" {
+			return usagef("-share-path %q: want share=path", p)
+		}
+		if paths == nil {
+			paths = requestor.SharePaths{}
+		}
+		paths[k] = v
+	}
 	res, err := requestor.Backup(ctx, dial, requestor.BackupOptions{
 		Snapshot: requestor.SnapshotRequest{Target: target, Shares: rest[1:], Context: sctx, Owners: owners},
 		Dest:     rest[0], SMB: smb, Workers: *workers, IncrementalFrom: *incr,
-		Include: include, Exclude: exclude, Progress: a.progress(), Log: a.logger(),
+		Include: include, Exclude: exclude, SharePaths: paths, Progress: a.progress(), Log: a.logger(),
 	})
 	if err != nil {
 		if errors.Is(err, context.Canceled) {

@@ -55,6 +55,8 @@ func buildCLI(t *testing.T) string {
 	return bin
 }
 
+func readAll(p string) string { b, _ := os.ReadFile(p); return string(b) }
+
 func fill(t *testing.T, dir string, n, size int) {
 	t.Helper()
 	buf := make([]byte, size)
@@ -94,6 +96,23 @@ func TestBackupCLI(t *testing.T) {
 	if out, err := cli("verify", dest).CombinedOutput(); err != nil || !strings.Contains(string(out), "all match") {
 		t.Errorf("verify: %v\n%s", err, out)
 	}
+	// Restore: into a directory, and onto the share over SMB.
+	to := t.TempDir()
+	if out, err := cli("restore", "-to", to, dest).CombinedOutput(); err != nil || !strings.Contains(string(out), "restored 7 files") {
+		t.Errorf("restore -to: %v\n%s", err, out)
+	}
+	if a, b := readAll(filepath.Join(to, "share2", "f1.bin")), readAll(filepath.Join(tb.Shares["share2"], "f1.bin")); a == "" || a != b {
+		t.Error("restore -to: share2/f1.bin differs")
+	}
+	want := readAll(filepath.Join(tb.Shares["share1"], "f0.bin"))
+	os.WriteFile(filepath.Join(tb.Shares["share1"], "f0.bin"), []byte("changed"), 0o666)
+	if out, err := cli("restore", smb, "-map-share", "share2=fsrvp_share", dest).CombinedOutput(); err != nil {
+		t.Errorf("restore: %v\n%s", err, out)
+	}
+	if readAll(filepath.Join(tb.Shares["share1"], "f0.bin")) != want || readAll(filepath.Join(tb.Shares["fsrvp_share"], "f1.bin")) == "" {
+		t.Error("restore over SMB: share1/f0.bin not restored, or share2 not restored into fsrvp_share")
+	}
+
 	p := filepath.Join(dest, "data", "share1", "f1.bin")
 	data, _ := os.ReadFile(p)
 	data[0] ^= 1

@@ -54,7 +54,8 @@ Exit status:
      FSRVP_E_BAD_STATE (0x80042301)), or fsrvpd refused an admin command
   2  usage error (unknown command, bad flag or argument)
   3  connection or transport error (dial, endpoint mapper, RPC fault, timeout)
-  4  any other error
+  4  any other error (backup: the copy failed or was interrupted; verify:
+     the backup does not match its catalog; restore: a component failed)
 `
 
 type command struct {
@@ -68,6 +69,7 @@ var commands = []command{
 	{"delete", "-from <file|-> | <set> <sc>=<share>...", "delete the mappings of a set (its shadow copies go with the last one)", runDelete},
 	{"backup", "[-smb host[:port]] [-pipe] [-workers n] [-incremental-from dir] [-include spec] [-exclude spec] <dest> <share>...", "back up shares through a shadow copy set into dest (data, documents, catalog)", runBackup},
 	{"verify", "<backup dir>", "check a backup against its catalog (sizes and SHA-256)", runVerify},
+	{"restore", "[-smb host[:port]] [-to dir] [-map-share b=t] [-include spec] [-exclude spec] [-components-only] <backup dir>", "restore a backup, each writer component with its restore method", runRestore},
 	{"version", "", "GetSupportedVersion", runVersion},
 	{"set-context", "<backup|file_share_backup|nas_rollback|app_rollback|number> [ro|rw]", "SetContext", runSetContext},
 	{"start", "[-client-id uuid]", "StartShadowCopySet; prints the set id", runStart},
