@@ -48,6 +48,12 @@ included. create therefore ends with RecoveryCompleteShadowCopySet unless
 -no-recovery-complete is given; then run "fsrvp recovery-complete <set>"
 in time.
 
+Authentication: -U DOMAIN\user authenticates the RPC bind (SPNEGO/NTLM,
+packet integrity by default; -auth-level seal for privacy), the password
+taken from env FSRVP_PASSWORD (or -U user%%password, visible to ps).
+fsrvpd and Windows refuse FSRVP calls without it (E_ACCESSDENIED) unless
+configured otherwise.
+
 Exit status:
   0  success
   1  the server returned an FSRVP error code (printed by name, e.g.
@@ -83,6 +89,7 @@ var commands = []command{
 	{"is-path-shadow-copied", "<share>", "IsPathShadowCopied", runIsPathShadowCopied},
 	{"get-mapping", "[-level 1] <set> <sc> <share>", "GetShareMapping", runGetMapping},
 	{"delete-mapping", "<set> <sc> <share>", "DeleteShareMapping", runDeleteMapping},
+	{"nthash", "", "read a password from stdin, print its NT hash (for fsrvpd's [[auth.account]] nt_hash)", runNTHash},
 	{"admin", "[-socket path] <sets|show|abort|delete|orphans|gc|prune> ...", "administer the local fsrvpd (fsrvp admin -h)", runAdmin},
 }
 
@@ -102,6 +109,13 @@ type app struct {
 	timeout time.Duration
 	ndr64   bool
 	verbose bool
+
+	// RPC authentication
+	authUser  string // -U DOMAIN\user[%password]
+	authLevel string
+	authMech  string
+	pwNTHash  bool
+	auth      *client.Auth // built by dispatch; nil: unauthenticated
 
 	target client.Target
 	cmd    command // the command being run
@@ -155,6 +169,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	fs.DurationVar(&a.timeout, "timeout", client.DefaultTimeout, "limit for each RPC call")
 	fs.BoolVar(&a.ndr64, "ndr64", false, "use the NDR64 transfer syntax")
 	fs.BoolVar(&a.verbose, "v", false, "log each RPC call to stderr")
+	fs.StringVar(&a.authUser, "U", "", "authenticate the RPC bind as `DOMAIN\\user[%password]` (env FSRVP_USER); better give the password in env FSRVP_PASSWORD than on the command line")
+	fs.StringVar(&a.authLevel, "auth-level", "sign", "RPC authentication `level` with -U: sign (packet integrity), seal (privacy) or connect")
+	fs.StringVar(&a.authMech, "auth-mech", "spnego", "RPC security `provider` with -U: spnego or ntlm")
+	fs.BoolVar(&a.pwNTHash, "pw-nt-hash", false, "the password is an NT hash (32 hex digits), as with Samba's --pw-nt-hash")
 	// Report flag errors once, our way, instead of through package flag.
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
@@ -209,6 +227,9 @@ func (a *app) dispatch(ctx context.Context, args []string) error {
 		return usagef("-server: %v", err)
 	}
 	a.target = t
+	if err := a.parseAuth(); err != nil {
+		return err
+	}
 	for _, c := range commands {
 		if c.name == args[0] {
 			a.cmd = c
@@ -243,7 +264,57 @@ func (a *app) clientOptions() []client.Option {
 		l.SetLevel(logrus.DebugLevel)
 		opts = append(opts, client.WithLogger(logrus.NewEntry(l)))
 	}
+	if a.auth != nil {
+		opts = append(opts, client.WithAuth(*a.auth))
+	}
 	return opts
+}
+
+// parseAuth turns -U, -auth-level, -auth-mech, -pw-nt-hash and the
+// FSRVP_PASSWORD environment variable into a.auth. Other security
+// providers (Kerberos from a ccache or keytab) add their flags here and
+// fill client.Auth.Options.
+func (a *app) parseAuth() error {
+	var level string
+	switch a.authLevel {
+	case "sign", "integrity":
+		level = client.LevelIntegrity
+	case "seal", "privacy":
+		level = client.LevelPrivacy
+	case "connect":
+		level = client.LevelConnect
+	default:
+		return usagef("-auth-level %q: want sign, seal or connect", a.authLevel)
+	}
+	switch a.authMech {
+	case client.MechanismSPNEGO, client.MechanismNTLM:
+	default:
+		return usagef("-auth-mech %q: want spnego or ntlm", a.authMech)
+	}
+	if a.authUser == "" {
+		a.authUser = a.getenv("FSRVP_USER")
+	}
+	if a.authUser == "" {
+		return nil
+	}
+	user, secret, hasSecret := strings.Cut(a.authUser, "%")
+	if !hasSecret {
+		secret = a.getenv("FSRVP_PASSWORD")
+	}
+	if user == "" {
+		return usagef("-U: no user name")
+	}
+	au := &client.Auth{User: user, Level: level, Mechanism: a.authMech}
+	if a.pwNTHash {
+		if len(secret) != 32 || strings.Trim(strings.ToLower(secret), "0123456789abcdef") != "" {
+			return usagef("-pw-nt-hash: the password must be 32 hexadecimal digits")
+		}
+		au.NTHash = secret
+	} else {
+		au.Password = secret
+	}
+	a.auth = au
+	return nil
 }
 
 // share expands a share argument like the client does.
