@@ -31,7 +31,7 @@
 // directory, never into the shadow copies themselves, so reading them cannot
 // alter a snapshot's data, whatever the storage backend:
 //
-//	<state_dir>/vss/<set id>/
+//	<state_dir>/vss/<set id>/   ([writers] documents_dir replaces <state_dir>/vss)
 //	    WRITER_METADATA/<writer instance id>.xml   one per writer
 //	    BACKUP_COMPONENTS.xml                      every writer's components
 //	    WRITER_STATUS.xml                          each writer's outcome
@@ -44,9 +44,10 @@
 // \\server\vss@{<set id>}$\BACKUP_COMPONENTS.xml. The share and the
 // directory are removed with the set (DeleteShareMapping of its last share,
 // AbortShadowCopySet, the message-sequence timer, start-up reconcile).
-// Without Samba (TCP-only mode) the share is only recorded in fsrvpd's share
-// registry; the same files are read through fsrvpd's private writer-control
-// RPC interface (package client/writerctl, ReadDocument), which is also how a
-// requestor runs a writer's service stop and start hooks for
-// STOP_RESTART_SERVICE restores.
+// Without Samba (TCP-only mode) the share is only recorded in fsrvpd's
+// share registry (<state_dir>/shares.json, with the directory's path); a
+// requestor running on the server reads the files there. A private RPC
+// interface to fetch them remotely, and to run a writer's service stop and
+// start hooks (STOP_RESTART_SERVICE), is not implemented yet; on the server
+// the hooks are writers.Coordinator.RunService.
 package vss
