@@ -99,6 +99,8 @@ func startLedger(tb testing.TB) (config.Config, *ledger) {
 		Session: &writers.Session{Command: []string{session, l.db}, Phases: []writers.Phase{"freeze", "thaw", "post-snapshot"}},
 		Hooks:   map[writers.Phase]writers.Hook{"prepare": mark("prepare"), "backup-complete": mark("backup-complete")},
 	}}
+	// A loaded CI machine can make the session wait long for the lock.
+	c.Writers.FreezeTimeout.Duration = 30 * time.Second
 	if err := c.Validate(); err != nil {
 		tb.Fatal(err)
 	}
@@ -238,7 +240,8 @@ func TestSQLiteWriterConsistentSnapshot(t *testing.T) {
 		}
 		md, _ := comp.Metadata()
 		if !comp.BackupSucceeded || string(md) != "set="+res.ShadowCopySetID.String()+"\n" {
-			t.Fatalf("component %+v metadata %q", comp, md)
+			st, _ := os.ReadFile(filepath.Join(docs, vss.WriterStatusFile))
+			t.Fatalf("component %+v metadata %q; %s", comp, md, st)
 		}
 		raw, err = os.ReadFile(filepath.Join(docs, vss.WriterStatusFile))
 		if err != nil {
