@@ -306,6 +306,9 @@ log_level = "debug"
 	}
 	fmt.Fprintf(&b, "\n[samba]\nenabled = true\nsmb_conf = %q\ninclude_file = %q\nsocket_dir = %q\nprevious_versions_dir = %q\nregistry_mirror = %v\n",
 		tb.SMBConf, tb.Include, tb.SocketDir, tb.PreviousVersionsDir(), tb.RegistryMirror)
+	if tb.FsrvpdExtra != "" {
+		b.WriteString("\n" + tb.FsrvpdExtra + "\n")
+	}
 	return b.String()
 }
 

@@ -90,6 +90,9 @@ type Options struct {
 	// registry, so srvsvc sees them (smbtorture share_sd needs it); it
 	// costs 60-100 ms per Expose and delete.
 	RegistryMirror bool
+	// FsrvpdExtra is appended to fsrvpd's configuration (e.g. [[writer]]
+	// sections).
+	FsrvpdExtra string
 	// Log receives progress lines; nil discards them.
 	Log func(format string, args ...any)
 }
@@ -112,6 +115,7 @@ type Testbed struct {
 	SambaCompat    bool              `json:"samba_compat"`
 	RegistryMirror bool              `json:"registry_mirror,omitempty"`
 	SeqTimeout     string            `json:"seq_timeout,omitempty"`
+	FsrvpdExtra    string            `json:"fsrvpd_extra,omitempty"`
 	Port           int               `json:"port"`
 	SMBConf        string            `json:"smb_conf"`
 	ClientConf     string            `json:"client_conf"`
@@ -189,7 +193,7 @@ func Up(ctx context.Context, o Options) (_ *Testbed, err error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	tb := &Testbed{Dir: dir, Backend: o.Backend, SambaCompat: o.SambaCompat, RegistryMirror: o.RegistryMirror, logf: o.Log,
+	tb := &Testbed{Dir: dir, Backend: o.Backend, SambaCompat: o.SambaCompat, RegistryMirror: o.RegistryMirror, FsrvpdExtra: o.FsrvpdExtra, logf: o.Log,
 		SMBConf: filepath.Join(dir, "smb.conf"), ClientConf: filepath.Join(dir, "client.conf"),
 		Include: filepath.Join(dir, "fsrvpd-shares.conf"), SocketDir: filepath.Join(dir, "npsock"),
 		FsrvpdConf: filepath.Join(dir, "fsrvpd.toml"), StateDir: filepath.Join(dir, "fsrvpd"),

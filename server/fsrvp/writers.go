@@ -70,7 +70,8 @@ func (s *Service) exposeDocumentsLocked(ctx context.Context, set *Set) (string, 
 	}
 	name := vss.ShareName(set.ID)
 	err := s.cfg.Exposer.Expose(ctx, shares.Share{
-		Name: name, Base: set.Copies[0].Mappings[0].Base, Path: dir, ReadOnly: true, Created: set.Created,
+		// No Created: the documents are no Previous Version of the base share.
+		Name: name, Base: set.Copies[0].Mappings[0].Base, Path: dir, ReadOnly: true,
 		Comment: fmt.Sprintf("Writer documents of shadow copy set %s taken %s", set.ID, set.Created.UTC().Format(time.RFC1123)),
 	})
 	if err != nil {
