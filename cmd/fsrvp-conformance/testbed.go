@@ -61,6 +61,8 @@ stderr). The keys are stable:
                        log and pid
   SMBD_PID             smbd's main pid
   STATE_DIR            fsrvpd's state directory
+  ADMIN_SOCKET         fsrvpd's admin socket (fsrvp admin -socket $ADMIN_SOCKET
+                       sets); only with -agent fsrvpd
   LOG_DIR              smbd's and fsrvpd's logs
   TESTBED_DIR          the -dir
   BACKEND              dir or btrfs

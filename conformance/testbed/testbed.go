@@ -353,6 +353,9 @@ func (tb *Testbed) Env() map[string]string {
 	if tb.SambaCompat {
 		env["COMPAT"] = "samba"
 	}
+	if tb.AgentName() == AgentFsrvpd {
+		env["ADMIN_SOCKET"] = filepath.Join(tb.StateDir, "admin.sock")
+	}
 	if tb.AgentName() == AgentSamba {
 		// No fsrvpd: its keys stay, empty or 0; the log is rpcd_fsrvp's.
 		env["FSRVPD_LOG"] = filepath.Join(tb.LogDir, "log.rpcd_fsrvp")

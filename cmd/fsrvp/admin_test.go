@@ -1,0 +1,192 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/fsrvpd/fsrvpd/client"
+	"github.com/fsrvpd/fsrvpd/conformance/testbed"
+	"github.com/fsrvpd/fsrvpd/server/fsrvp"
+	"github.com/fsrvpd/fsrvpd/shares"
+	"github.com/fsrvpd/fsrvpd/shares/samba"
+	"github.com/fsrvpd/fsrvpd/storage"
+	"github.com/fsrvpd/fsrvpd/storage/dir"
+)
+
+// TestAdminTestbed runs `fsrvp admin` against the fsrvpd of a Samba
+// testbed (private smbd, fsrvpd behind \PIPE\FssagentRpc, dir backend):
+// sets are listed, aborted and deleted; a snapshot and a share created
+// behind the daemon's back (through the dir backend and a second Samba
+// exposer on the same include file, which smbd then serves) are found by
+// orphans and removed by gc.
+func TestAdminTestbed(t *testing.T) {
+	tb := upBed(t)
+	sock := tb.Env()["ADMIN_SOCKET"]
+	if sock == "" {
+		t.Fatal("testbed has no ADMIN_SOCKET")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cli := func(args ...string) (int, string, string) {
+		t.Helper()
+		var out, errb bytes.Buffer
+		code := run(ctx, append([]string{"admin", "-socket", sock}, args...), os.Getenv, strings.NewReader(""), &out, &errb, client.Dial)
+		return code, out.String(), errb.String()
+	}
+	sets := func() fsrvp.Overview {
+		t.Helper()
+		code, out, stderr := cli("-json", "sets")
+		var o fsrvp.Overview
+		if code != 0 || json.Unmarshal([]byte(out), &o) != nil {
+			t.Fatalf("admin -json sets: %d %s\n%s", code, stderr, out)
+		}
+		return o
+	}
+
+	c, err := client.DialNP(ctx, client.NPTarget{Host: "127.0.0.1", Port: tb.Port, User: testbed.User, Password: testbed.Password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	done, err := c.Create(ctx, client.CreateRequest{Context: client.CtxNASRollback, Shares: []string{"share1", "share2"}, RecoveryComplete: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One set left in its creation sequence (Added).
+	if err := c.SetContext(ctx, client.CtxBackup); err != nil {
+		t.Fatal(err)
+	}
+	open, err := c.StartShadowCopySet(ctx, uuid.New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.AddToShadowCopySet(ctx, uuid.New(), open, c.ResolveShare("share1")); err != nil {
+		t.Fatal(err)
+	}
+
+	o := sets()
+	if len(o.Sets) != 2 || o.Sets[0].ID != done.ShadowCopySetID || o.Sets[1].ID != open ||
+		o.Sets[0].Status != fsrvp.Recovered || o.Sets[1].Status != fsrvp.Added || !o.ContextSet {
+		t.Fatalf("sets: %+v", o)
+	}
+	code, table, _ := cli("sets")
+	if code != 0 || !strings.HasPrefix(table, "SET ") || !strings.Contains(table, done.ShadowCopySetID.String()+"  Recovered") ||
+		!strings.Contains(table, "nas_rollback") || !strings.Contains(table, "share1,share2") || !strings.Contains(table, "Sequence in progress") {
+		t.Errorf("sets table:\n%s", table)
+	}
+	if code, out, _ := cli("show", done.ShadowCopySetID.String()); code != 0 || !strings.Contains(out, "State:    Recovered") || strings.Count(out, "share:") != 2 {
+		t.Errorf("show: %d\n%s", code, out)
+	}
+	// Refusals: exit status 1 with the daemon's reason.
+	if code, _, stderr := cli("delete", open.String()); code != 1 || !strings.Contains(stderr, "creation sequence; abort it instead") {
+		t.Errorf("delete of a set in creation: %d %q", code, stderr)
+	}
+	if code, _, stderr := cli("abort", done.ShadowCopySetID.String()); code != 1 || !strings.Contains(stderr, "delete it instead") {
+		t.Errorf("abort of a finished set: %d %q", code, stderr)
+	}
+	if code, _, stderr := cli("abort", "nonsense"); code != 2 {
+		t.Errorf("abort with a bad id: %d %q", code, stderr)
+	}
+	if code, out, stderr := cli("abort", open.String()); code != 0 || out != "" {
+		t.Fatalf("abort: %d %q %q", code, out, stderr)
+	}
+	var exposed []string
+	for _, sc := range o.Sets[0].Copies {
+		for _, m := range sc.Mappings {
+			exposed = append(exposed, m.Exposed)
+		}
+	}
+	if len(exposed) != 2 || !served(ctx, tb, exposed[0]) || !served(ctx, tb, exposed[1]) {
+		t.Fatalf("exposed shares before delete: %v", exposed)
+	}
+	if code, out, stderr := cli("-json", "delete", done.ShadowCopySetID.String()); code != 0 || !strings.Contains(out, done.ShadowCopySetID.String()) {
+		t.Fatalf("delete: %d %q %q", code, out, stderr)
+	}
+	if o := sets(); len(o.Sets) != 0 || o.ContextSet {
+		t.Fatalf("sets after abort and delete: %+v", o)
+	}
+	for _, n := range exposed {
+		if served(ctx, tb, n) {
+			t.Errorf("smbd still serves %s after delete", n)
+		}
+	}
+
+	// Orphans behind the daemon's back.
+	be, err := dir.New(dir.Config{Volumes: []string{filepath.Join(tb.Dir, "vol", "vol1"), filepath.Join(tb.Dir, "vol", "vol2"), filepath.Join(tb.Dir, "vol", "vol3")},
+		SnapshotDir: filepath.Join(tb.StateDir, "snapshots")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vol, err := be.Volume(ctx, tb.Shares["share1"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := uuid.NewString()
+	snap, err := be.Create(ctx, vol, id, storage.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel, _ := filepath.Rel(vol.Root, tb.Shares["share1"])
+	other, err := samba.New(ctx, samba.Config{SMBConf: tb.SMBConf, IncludeFile: tb.Include})
+	if err != nil {
+		t.Fatal(err)
+	}
+	orphan := "share1@{" + id + "}"
+	if err := other.Expose(ctx, shares.Share{Name: orphan, Base: "share1", Path: filepath.Join(snap.Path, rel), ReadOnly: true}); err != nil {
+		t.Fatal(err)
+	}
+	if !served(ctx, tb, orphan) {
+		t.Fatalf("smbd does not serve the injected share %s", orphan)
+	}
+
+	code, out, stderr := cli("orphans")
+	if code != 0 || !strings.Contains(out, "share     "+orphan) || !strings.Contains(out, "snapshot  "+id) {
+		t.Fatalf("orphans: %d %s\n%s", code, stderr, out)
+	}
+	if code, out, _ := cli("gc", "-dry-run"); code != 0 || !strings.Contains(out, "would delete  share") {
+		t.Fatalf("gc -dry-run: %d\n%s", code, out)
+	}
+	if _, err := be.Stat(ctx, id); err != nil {
+		t.Fatalf("gc -dry-run deleted the snapshot: %v", err)
+	}
+	code, out, stderr = cli("gc", "-json")
+	var gc struct {
+		DryRun  bool          `json:"dry_run"`
+		Orphans fsrvp.Orphans `json:"orphans"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &gc) != nil || gc.DryRun || len(gc.Orphans.Snapshots) != 1 || len(gc.Orphans.Shares) != 1 {
+		t.Fatalf("gc: %d %s\n%s", code, stderr, out)
+	}
+	if code, out, _ := cli("orphans"); code != 0 || out != "no orphans\n" {
+		t.Errorf("orphans after gc: %d %q", code, out)
+	}
+	if served(ctx, tb, orphan) {
+		t.Errorf("smbd still serves %s after gc", orphan)
+	}
+	if _, err := be.Stat(ctx, id); err == nil {
+		t.Error("the orphan snapshot survived gc")
+	}
+	if data, _ := os.ReadFile(tb.Include); strings.Contains(string(data), "["+orphan+"]") {
+		t.Errorf("include file still names the orphan:\n%s", data)
+	}
+
+	// No socket: a transport error, exit status 3.
+	var errb bytes.Buffer
+	if code := run(ctx, []string{"admin", "-socket", filepath.Join(t.TempDir(), "none.sock"), "sets"}, os.Getenv, strings.NewReader(""), &bytes.Buffer{}, &errb, client.Dial); code != 3 {
+		t.Errorf("missing socket: exit %d (%s), want 3", code, errb.String())
+	}
+}
+
+// served reports whether smbd serves share (a tree connect succeeds).
+func served(ctx context.Context, tb *testbed.Testbed, share string) bool {
+	_, err := tb.SMBClient(ctx, share, "ls")
+	return err == nil
+}
