@@ -189,6 +189,9 @@ func TestAdminRetentionMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	if fi, err := os.Stat(d.AdminSocket()); err != nil || fi.Mode().Perm() != 0o600 || d.AdminSocket() != filepath.Join(cfg.Server.StateDir, "admin.sock") {
+		t.Fatalf("admin socket %s: %v %v, want mode 0600 in the state dir", d.AdminSocket(), fi.Mode(), err)
+	}
 	o := mustAdmin(t, d, admin.Request{Cmd: "sets"}).Overview
 	if got, want := setIDs(o), []uuid.UUID{a, b, backup, inCreation}; !slices.Equal(got, want) {
 		t.Fatalf("sets %v, want %v", got, want)

@@ -212,3 +212,31 @@ func TestConcurrent(t *testing.T) {
 		t.Fatalf("reopened List differs:\n%v\n%v", again, got)
 	}
 }
+
+// A share another process wrote to the file is listed (adopted) and can be
+// removed; a file that became unreadable leaves the registry as it was.
+func TestListAdoptsForeignShares(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "shares.json")
+	r := open(t, path)
+	ctx := t.Context()
+	if err := r.Expose(ctx, share("a@{1}")); err != nil {
+		t.Fatal(err)
+	}
+	other := open(t, path)
+	if err := other.Expose(ctx, share("b@{2}")); err != nil {
+		t.Fatal(err)
+	}
+	if got := list(t, r); len(got) != 2 || got[1].Name != "b@{2}" {
+		t.Fatalf("list %+v", got)
+	}
+	if err := r.Remove(ctx, "b@{2}"); err != nil {
+		t.Fatal(err)
+	}
+	if got := list(t, open(t, path)); len(got) != 1 || got[0].Name != "a@{1}" {
+		t.Fatalf("file after remove: %+v", got)
+	}
+	os.WriteFile(path, []byte("{broken"), 0o600)
+	if got := list(t, r); len(got) != 1 {
+		t.Fatalf("list over a broken file: %+v", got)
+	}
+}
