@@ -9,7 +9,9 @@
 //     AES keys only, exported to a keytab;
 //   - a krb5.conf for clients that names the KDC's port;
 //   - Samba's winbindd (the DC's own), reachable by ntlm_auth and wbinfo
-//     through the default socket directory /run/samba/winbindd.
+//     through the default socket directory /run/samba/winbindd; it needs
+//     the DC's samr and lsarpc servers (service "rpc", no endpoint mapper,
+//     a TCP port from 49152-49999 on 127.0.0.1).
 //
 // Provisioning takes about 12 s, so a test binary shares one DC (Shared)
 // and stops it from TestMain (Main). The winbindd socket directory is
@@ -262,7 +264,9 @@ func rewriteConf(path, target string, kdcPort, kpwPort int) error {
 		out = append(out, l)
 	}
 	s = strings.Join(out, "\n") + fmt.Sprintf(`
-	server services = kdc, winbindd
+	server services = kdc, winbindd, rpc
+	dcerpc endpoint servers = samr, lsarpc
+	rpc server dynamic port range = 49152-49999
 	interfaces = 127.0.0.1
 	krb5 port = %d
 	kpasswd port = %d
