@@ -45,6 +45,9 @@ type BackupResult struct {
 	Linked   int   // files hard-linked from the previous backup
 	Bytes    int64 // bytes copied over SMB
 	Duration time.Duration
+	// CopyDuration is the part of Duration spent listing and copying the
+	// snapshot shares.
+	CopyDuration time.Duration
 }
 
 // Backup backs up shares of an FSRVP server into o.Dest: it takes a
@@ -137,7 +140,9 @@ func Backup(ctx context.Context, dial Dialer, o BackupOptions) (res *BackupResul
 		}
 	}
 	log.WithField("shares", len(srcs)).Info("copying the snapshot shares")
+	copyStart := time.Now()
 	copyErr := cp.run(ctx, srcs)
+	copyTime := time.Since(copyStart)
 	if copyErr != nil && ctx.Err() != nil {
 		copyErr = fmt.Errorf("backup interrupted: %w", context.Cause(ctx))
 	}
@@ -156,7 +161,7 @@ func Backup(ctx context.Context, dial Dialer, o BackupOptions) (res *BackupResul
 	if err := os.Remove(filepath.Join(o.Dest, partialMarker)); err != nil {
 		return nil, err
 	}
-	return &BackupResult{Catalog: cat, Copied: cp.copied, Linked: cp.linked, Bytes: cp.bytes, Duration: time.Since(start)}, nil
+	return &BackupResult{Catalog: cat, Copied: cp.copied, Linked: cp.linked, Bytes: cp.bytes, Duration: time.Since(start), CopyDuration: copyTime}, nil
 }
 
 // prepareDest creates dir (or accepts an empty one) and marks it

@@ -231,9 +231,14 @@ func (c *copier) fetch(ctx context.Context, fs *smb2.Share, e Entry, dst string)
 		return "", 0, err
 	}
 	h := sha256.New()
-	bp := bufPool.Get().(*[]byte)
-	n, err := io.CopyBuffer(io.MultiWriter(out, h), c.progress.reader(onlyReader{f}), *bp)
-	bufPool.Put(bp)
+	var n int64
+	if e.Size > 2*copyBufSize {
+		n, err = c.pipelined(ctx, f, io.MultiWriter(out, h))
+	} else {
+		bp := bufPool.Get().(*[]byte)
+		n, err = io.CopyBuffer(io.MultiWriter(out, h), c.progress.reader(onlyReader{f}), *bp)
+		bufPool.Put(bp)
+	}
 	if cerr := out.Close(); err == nil {
 		err = cerr
 	}
@@ -244,6 +249,84 @@ func (c *copier) fetch(ctx context.Context, fs *smb2.Share, e Entry, dst string)
 		return "", n, err
 	}
 	return hex.EncodeToString(h.Sum(nil)), n, nil
+}
+
+// readAhead is the number of reads of one file kept in flight: go-smb2
+// reads synchronously, so a large file is read as a window of concurrent
+// ReadAt calls, consumed in order (smbclient pipelines the same way).
+const readAhead = 4
+
+// pipelined copies f to w with readAhead chunks of copyBufSize in flight.
+func (c *copier) pipelined(ctx context.Context, f *smb2.File, w io.Writer) (int64, error) {
+	type chunk struct {
+		buf *[]byte
+		n   int
+		err error
+	}
+	var (
+		queue []chan chunk
+		off   int64
+		total int64
+		eof   bool
+	)
+	launch := func() {
+		ch := make(chan chunk, 1)
+		queue = append(queue, ch)
+		at := off
+		off += copyBufSize
+		go func() {
+			bp := bufPool.Get().(*[]byte)
+			n, err := f.ReadAt(*bp, at)
+			ch <- chunk{bp, n, err}
+		}()
+	}
+	drain := func() {
+		for _, ch := range queue {
+			k := <-ch
+			bufPool.Put(k.buf)
+		}
+		queue = nil
+	}
+	for !eof || len(queue) > 0 {
+		for !eof && len(queue) < readAhead {
+			launch()
+		}
+		k := <-queue[0]
+		queue = queue[1:]
+		if k.err != nil && k.err != io.EOF {
+			bufPool.Put(k.buf)
+			drain()
+			return total, k.err
+		}
+		if k.n < copyBufSize {
+			eof = true // a short read ends the file; later chunks read nothing
+		}
+		_, err := w.Write((*k.buf)[:k.n])
+		bufPool.Put(k.buf)
+		total += int64(k.n)
+		c.progress.add(int64(k.n))
+		if err == nil {
+			err = ctx.Err()
+		}
+		if err != nil {
+			drain()
+			return total, err
+		}
+		if eof {
+			// Chunks past the end are in flight: they must read nothing.
+			for _, ch := range queue {
+				k := <-ch
+				if k.n > 0 {
+					bufPool.Put(k.buf)
+					drain()
+					return total, fmt.Errorf("file grew while being read")
+				}
+				bufPool.Put(k.buf)
+			}
+			queue = nil
+		}
+	}
+	return total, nil
 }
 
 // onlyReader hides WriteTo, so io.CopyBuffer uses our buffer size.

@@ -117,6 +117,7 @@ func TestBackupVerifyIncremental(t *testing.T) {
 	want["share1/empty"] = writeFile(t, filepath.Join(s1, "empty"), 0)
 	want["share2/big.bin"] = writeFile(t, filepath.Join(s2, "big.bin"), 3_000_000)
 	want["share2/x/y.txt"] = writeFile(t, filepath.Join(s2, "x", "y.txt"), 17)
+	want["share2/exact.bin"] = writeFile(t, filepath.Join(s2, "exact.bin"), 4<<20) // a multiple of the read-ahead chunk
 	os.MkdirAll(filepath.Join(s2, "emptydir"), 0o777)
 
 	ctx := context.Background()
