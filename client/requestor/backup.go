@@ -88,6 +88,12 @@ func Backup(ctx context.Context, dial Dialer, o BackupOptions) (res *BackupResul
 		return nil, err
 	}
 	defer func() {
+		if err != nil {
+			if aerr := snap.Abort(ctx, err); aerr != nil {
+				err = errors.Join(err, aerr)
+			}
+			return
+		}
 		if rerr := snap.Release(ctx); rerr != nil {
 			log.WithError(rerr).Error("releasing the shadow copy set failed")
 			err = errors.Join(err, rerr)

@@ -265,6 +265,46 @@ func (s *Snapshot) Release(ctx context.Context) error {
 	return nil
 }
 
+// Abort deletes the set after a failed or interrupted backup:
+// AbortShadowCopySet (allowed in every state, MS-FSRVP §3.1.4.8), so the
+// server's writers see an abort rather than a completed backup, then
+// DeleteShareMapping for every mapping still there (servers that ignore
+// Abort once a set is Recovered, as Samba does, delete it that way). Like
+// Release it uses its own bounded context and is idempotent.
+func (s *Snapshot) Abort(ctx context.Context, cause error) error {
+	if s == nil || s.released {
+		return nil
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	c, err := s.dial(rctx, s.Target)
+	if err != nil {
+		return fmt.Errorf("aborting shadow copy set %s: %w", s.SetID, err)
+	}
+	defer c.Close()
+	log := s.log.WithField("cause", cause.Error())
+	gone := func(err error) bool {
+		code, ok := client.Code(err)
+		return ok && (code == client.EShadowCopySetIDMismatch || code == client.EObjectNotFound || code == client.EInvalidArg)
+	}
+	var errs []error
+	if err := c.AbortShadowCopySet(rctx, s.SetID); err != nil && !gone(err) {
+		errs = append(errs, err)
+	}
+	for _, m := range s.Mappings {
+		if err := c.DeleteShareMapping(rctx, s.SetID, m.ShadowCopyID, m.ShareUNC); err != nil && !gone(err) {
+			errs = append(errs, fmt.Errorf("%s: %w", m.ShareUNC, err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		log.WithError(err).Error("aborting the shadow copy set failed")
+		return fmt.Errorf("aborting shadow copy set %s: %w", s.SetID, err)
+	}
+	s.released = true
+	log.Info("shadow copy set aborted")
+	return nil
+}
+
 func discardLog() *logrus.Entry {
 	l := logrus.New()
 	l.Out = nopWriter{}
