@@ -30,25 +30,16 @@ type smbFlags struct {
 
 func (f *smbFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.addr, "smb", "", "SMB server `host[:port]` holding the shares (default: the -server host, port 445)")
-	fs.StringVar(&f.user, "user", "", "SMB user, or DOMAIN\\user (env FSRVP_SMB_USER); the password comes from env FSRVP_SMB_PASSWORD")
+	fs.StringVar(&f.user, "user", "", "SMB user, or DOMAIN\\user (env FSRVP_SMB_USER; default: -U's); the password comes from env FSRVP_SMB_PASSWORD")
 	fs.BoolVar(&f.pipe, "pipe", false, "talk FSRVP over \\PIPE\\FssagentRpc on the SMB server, as Windows does, instead of ncacn_ip_tcp to -server")
 	fs.Var(&f.owners, "owner", "`NAME=target`: dial target when IsPathSupported names NAME as the share's owner (repeatable)")
 }
 
 // resolve turns the flags into the requestor's SMB settings and dialer.
 func (a *app) smbSettings(f *smbFlags) (requestor.SMB, requestor.Dialer, string, map[string]string, error) {
-	smb := requestor.SMB{Addr: f.addr, User: f.user, Password: a.getenv("FSRVP_SMB_PASSWORD")}
-	if smb.Addr == "" {
-		smb.Addr = net.JoinHostPort(a.target.Host, "445")
-	}
-	if smb.User == "" {
-		smb.User = a.getenv("FSRVP_SMB_USER")
-	}
-	if d, u, ok := strings.Cut(smb.User, `\`); ok {
-		smb.Domain, smb.User = d, u
-	}
-	if smb.User == "" {
-		return smb, nil, "", nil, usagef("no SMB user: give -user or set FSRVP_SMB_USER (and FSRVP_SMB_PASSWORD)")
+	smb, err := a.smbTarget(f.addr, f.user)
+	if err != nil {
+		return smb, nil, "", nil, err
 	}
 	owners := map[string]string{}
 	for _, o := range f.owners {
@@ -72,6 +63,29 @@ func (a *app) smbSettings(f *smbFlags) (requestor.SMB, requestor.Dialer, string,
 		dial = func(ctx context.Context, t string) (*client.Client, error) { return a.dial(ctx, t, opts...) }
 	}
 	return smb, dial, target, owners, nil
+}
+
+// smbTarget fills in the SMB server and credentials: -smb (default: the
+// -server host, port 445), -user or FSRVP_SMB_USER with FSRVP_SMB_PASSWORD,
+// else the RPC credentials of -U (a password, not an NT hash).
+func (a *app) smbTarget(addr, user string) (requestor.SMB, error) {
+	smb := requestor.SMB{Addr: addr, User: user, Password: a.getenv("FSRVP_SMB_PASSWORD")}
+	if smb.Addr == "" {
+		smb.Addr = net.JoinHostPort(a.target.Host, "445")
+	}
+	if smb.User == "" {
+		smb.User = a.getenv("FSRVP_SMB_USER")
+	}
+	if smb.User == "" && a.auth != nil && a.auth.Password != "" {
+		smb.User, smb.Password = a.auth.User, a.auth.Password
+	}
+	if d, u, ok := strings.Cut(smb.User, `\`); ok {
+		smb.Domain, smb.User = d, u
+	}
+	if smb.User == "" {
+		return smb, usagef("no SMB user: give -user or set FSRVP_SMB_USER (and FSRVP_SMB_PASSWORD), or -U with a password")
+	}
+	return smb, nil
 }
 
 // logger is where the requestor logs: stderr, warnings only unless -v.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"net"
 	"strings"
 
 	"github.com/fsrvpd/fsrvpd/client/requestor"
@@ -13,7 +12,7 @@ import (
 func runRestore(a *app, ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("restore", flag.ContinueOnError)
 	smbAddr := fs.String("smb", "", "SMB server `host[:port]` to restore to (default: the -server host, port 445)")
-	user := fs.String("user", "", "SMB user, or DOMAIN\\user (env FSRVP_SMB_USER); the password comes from env FSRVP_SMB_PASSWORD")
+	user := fs.String("user", "", "SMB user, or DOMAIN\\user (env FSRVP_SMB_USER; default: -U's); the password comes from env FSRVP_SMB_PASSWORD")
 	to := fs.String("to", "", "restore into this local `dir` (<dir>/<share>/...) instead of the server's shares")
 	var shareMap, include, exclude listFlag
 	fs.Var(&shareMap, "map-share", "`backup=target`: restore the backup's share into another share (repeatable)")
@@ -34,18 +33,8 @@ func runRestore(a *app, ctx context.Context, args []string) error {
 		o.ShareMap[k] = v
 	}
 	if *to == "" {
-		o.SMB = requestor.SMB{Addr: *smbAddr, User: *user, Password: a.getenv("FSRVP_SMB_PASSWORD")}
-		if o.SMB.Addr == "" {
-			o.SMB.Addr = net.JoinHostPort(a.target.Host, "445")
-		}
-		if o.SMB.User == "" {
-			o.SMB.User = a.getenv("FSRVP_SMB_USER")
-		}
-		if d, u, ok := strings.Cut(o.SMB.User, `\`); ok {
-			o.SMB.Domain, o.SMB.User = d, u
-		}
-		if o.SMB.User == "" {
-			return usagef("restore: no SMB user: give -user or set FSRVP_SMB_USER (and FSRVP_SMB_PASSWORD), or restore -to a directory")
+		if o.SMB, err = a.smbTarget(*smbAddr, *user); err != nil {
+			return err
 		}
 	}
 	res, err := requestor.Restore(ctx, o)
