@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -488,6 +489,9 @@ func (c *Config) Validate() error {
 			bad(key+".share", "%q has two policies", p.Share)
 		}
 		polSeen[strings.ToLower(p.Share)] = true
+		if p.Share != "" && !c.Samba.Enabled && !slices.ContainsFunc(c.Shares, func(s Share) bool { return strings.EqualFold(s.Name, p.Share) }) {
+			bad(key+".share", "%q is not a [[share]]", p.Share)
+		}
 		for k, v := range map[string]int{"keep_hourly": p.KeepHourly, "keep_daily": p.KeepDaily, "keep_weekly": p.KeepWeekly, "keep_monthly": p.KeepMonthly} {
 			if v < 0 {
 				bad(key+"."+k, "%d is negative", v)

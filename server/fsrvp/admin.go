@@ -225,7 +225,8 @@ func (s *Service) deleteOrphansLocked(ctx context.Context, o Orphans) error {
 // orphansLocked lists the backend's snapshots and the exposer's shares and
 // returns those no set claims. Every shadow copy of every set claims its
 // snapshot, whatever the set's state (a running commit's snapshots
-// included). Callers hold s.mu.
+// included), every mapping its exposed share, and a set its writer
+// documents share. Callers hold s.mu.
 func (s *Service) orphansLocked(ctx context.Context) (Orphans, error) {
 	snaps, err := s.cfg.Backend.List(ctx)
 	if err != nil {
@@ -237,6 +238,9 @@ func (s *Service) orphansLocked(ctx context.Context) (Orphans, error) {
 	}
 	wantSnap, wantShare := map[string]bool{}, map[string]bool{}
 	for _, set := range s.sets {
+		if set.DocsShare != "" {
+			wantShare[strings.ToLower(set.DocsShare)] = true
+		}
 		for _, sc := range set.Copies {
 			wantSnap[sc.snapshotID()] = true
 			for _, m := range sc.Mappings {

@@ -167,3 +167,20 @@ func TestObserverJobsAndTimer(t *testing.T) {
 		t.Fatalf("jobs %d expired %v", rec.jobs, rec.expired)
 	}
 }
+
+// A set's writer documents share is claimed by the set: neither gc nor the
+// start-up Reconcile takes it for an orphan.
+func TestDocumentsShareIsNoOrphan(t *testing.T) {
+	wh := newWriterHarness(t, 10*time.Second)
+	c := wh.upTo(Recovered, CtxBackup|AttrNoAutoRecovery, "share1")
+	info, _ := wh.s.SetInfo(c.set)
+	if info.DocsShare == "" {
+		t.Fatal("no documents share")
+	}
+	if o, err := wh.s.CollectOrphans(ctx, false, "test"); err != nil || len(o.Shares)+len(o.Snapshots) != 0 {
+		t.Fatalf("gc found %+v %v", o, err)
+	}
+	if _, ok := wh.e.get(info.DocsShare); !ok {
+		t.Fatal("gc removed the documents share")
+	}
+}

@@ -157,7 +157,7 @@ func (s *Service) Reconcile(ctx context.Context) (ReconcileReport, error) {
 				continue
 			}
 			if set.DocsShare != "" {
-				wantShare[set.DocsShare] = true
+				wantShare[strings.ToLower(set.DocsShare)] = true
 			}
 		}
 		rep.Kept++
