@@ -390,3 +390,77 @@ func TestAdminRetentionMetrics(t *testing.T) {
 		t.Errorf("read-only call audited: %v", got)
 	}
 }
+
+// TestRetentionLoop lets the daemon's own retention loop prune: with
+// keep_daily = 1 of two persistent sets taken the same day only one stays
+// (the first of the day; the second if midnight fell between them), and
+// a set in a creation sequence is never touched.
+func TestRetentionLoop(t *testing.T) {
+	dir := t.TempDir()
+	c := config.Demo(dir)
+	c.Server.Listen = []string{"127.0.0.1:0"}
+	c.Server.EndpointMapper = ""
+	c.Retention.Interval.Duration = 100 * time.Millisecond
+	c.Retention.Policies = []config.RetentionPolicy{{Share: "share1", KeepDaily: 1}}
+	for _, s := range c.Shares {
+		os.MkdirAll(s.Path, 0o755)
+	}
+	logs := &logBuffer{mu: make(chan struct{}, 1)}
+	l := logrus.New()
+	l.SetOutput(logs)
+	l.SetFormatter(&logrus.JSONFormatter{})
+	d, err := Start(context.Background(), c, logrus.NewEntry(l))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { d.Run(ctx, 5*time.Second); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	cl, err := client.Dial(t.Context(), d.Addrs()[0].String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var ids []uuid.UUID
+	for range 2 {
+		res, err := cl.Create(t.Context(), client.CreateRequest{Context: client.CtxNASRollback, Shares: []string{"share1"}, RecoveryComplete: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, res.ShadowCopySetID)
+	}
+	// In creation, with a policy that would prune it if it were finished.
+	if err := cl.SetContext(t.Context(), client.CtxNASRollback); err != nil {
+		t.Fatal(err)
+	}
+	open, err := cl.StartShadowCopySet(t.Context(), uuid.New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.AddToShadowCopySet(t.Context(), uuid.New(), open, cl.ResolveShare("share1")); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		o := mustAdmin(t, d, admin.Request{Cmd: "sets"}).Overview
+		if len(o.Sets) == 2 {
+			if o.Sets[1].ID != open || (o.Sets[0].ID != ids[0] && o.Sets[0].ID != ids[1]) {
+				t.Fatalf("left %v, want one of %v and %s", setIDs(o), ids, open)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the loop did not prune: %v", setIDs(o))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // a few more runs change nothing
+	if o := mustAdmin(t, d, admin.Request{Cmd: "sets"}).Overview; len(o.Sets) != 2 {
+		t.Fatalf("later runs: %v", setIDs(o))
+	}
+	if got := logs.matching(`"audit":true`, `"op":"retention"`, `"caller":"fsrvpd"`, `"result":"ok"`); len(got) != 1 {
+		t.Errorf("retention audit lines: %v", got)
+	}
+}
