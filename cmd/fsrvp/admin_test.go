@@ -4,6 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,6 +23,7 @@ import (
 	"github.com/fsrvpd/fsrvpd/shares/samba"
 	"github.com/fsrvpd/fsrvpd/storage"
 	"github.com/fsrvpd/fsrvpd/storage/dir"
+	"github.com/fsrvpd/fsrvpd/storage/storagetest"
 )
 
 // TestAdminTestbed runs `fsrvp admin` against the fsrvpd of a Samba
@@ -28,7 +33,35 @@ import (
 // exposer on the same include file, which smbd then serves) are found by
 // orphans and removed by gc.
 func TestAdminTestbed(t *testing.T) {
-	tb := upBed(t)
+	if testing.Short() {
+		t.Skip("-short: the Samba testbed starts smbd and fsrvpd")
+	}
+	storagetest.RequireRoot(t)
+	for _, c := range []string{"smbd", "smbpasswd", "smbclient"} {
+		storagetest.RequireCommand(t, c)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metricsAddr := l.Addr().String()
+	l.Close()
+	bedDir, err := os.MkdirTemp("", "fsrvpd-adm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	upCtx, upCancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer upCancel()
+	tb, err := testbed.Up(upCtx, testbed.Options{Dir: bedDir, Log: t.Logf, FsrvpdExtra: fmt.Sprintf("[metrics]\nlisten = %q", metricsAddr)})
+	if err != nil {
+		os.RemoveAll(bedDir)
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := tb.Down(); err != nil {
+			t.Errorf("testbed down: %v", err)
+		}
+	})
 	sock := tb.Env()["ADMIN_SOCKET"]
 	if sock == "" {
 		t.Fatal("testbed has no ADMIN_SOCKET")
@@ -176,6 +209,39 @@ func TestAdminTestbed(t *testing.T) {
 	}
 	if data, _ := os.ReadFile(tb.Include); strings.Contains(string(data), "["+orphan+"]") {
 		t.Errorf("include file still names the orphan:\n%s", data)
+	}
+
+	// Metrics of the daemon behind smbd.
+	resp, err := http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, line := range []string{
+		`fsrvpd_fsrvp_calls_total{op="CommitShadowCopySet",opnum="4",result="S_OK"} 1`,
+		`fsrvpd_fsrvp_calls_total{op="AddToShadowCopySet",opnum="3",result="S_OK"} 3`,
+		`fsrvpd_sets{state="Recovered"} 0`,
+		`fsrvpd_orphans{kind="share"} 0`,
+		`fsrvpd_admin_requests_total{cmd="gc",result="ok"} 2`,
+	} {
+		if !strings.Contains(string(body), "\n"+line+"\n") {
+			t.Errorf("metrics lack %q", line)
+		}
+	}
+	// Audit lines of calls through the pipe carry the SMB session's user
+	// and SIDs.
+	logData, _ := os.ReadFile(tb.Env()["FSRVPD_LOG"])
+	var commit string
+	for _, l := range strings.Split(string(logData), "\n") {
+		if strings.Contains(l, "audit=true") && strings.Contains(l, "op=CommitShadowCopySet") {
+			commit = l
+		}
+	}
+	t.Logf("audit: %s", commit)
+	if !strings.Contains(commit, `caller="`) || !strings.Contains(commit, "root") || !strings.Contains(commit, "sids=\"[S-1-") ||
+		!strings.Contains(commit, "set_id="+done.ShadowCopySetID.String()) || !strings.Contains(commit, "result=S_OK") {
+		t.Errorf("audit line of the commit: %q", commit)
 	}
 
 	// No socket: a transport error, exit status 3.
