@@ -33,9 +33,12 @@ func upTestbed(t *testing.T, o testbed.Options) *bed {
 	for _, c := range []string{"smbd", "smbpasswd", "smbclient", "rpcclient"} {
 		storagetest.RequireCommand(t, c)
 	}
-	dir, err := os.MkdirTemp("", "fsrvpd-rq")
-	if err != nil {
-		t.Fatal(err)
+	dir := o.Dir
+	if dir == "" {
+		var err error
+		if dir, err = os.MkdirTemp("", "fsrvpd-rq"); err != nil {
+			t.Fatal(err)
+		}
 	}
 	o.Dir, o.Log = dir, t.Logf
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
