@@ -3,6 +3,7 @@ package requestor_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -37,57 +38,54 @@ func (f *fakeServices) StartService(_ context.Context, w vss.Identification, svc
 	return nil
 }
 
-// writerDocs writes, into a backup, the writer metadata and backup
-// components document a writer would have published for share1: one
-// component per restore method.
-func writerDocs(t *testing.T, dest, s1, s2 string) {
-	t.Helper()
-	files := func(dir string) []vss.Files {
-		return []vss.Files{{Path: filepath.Join(s1, dir), Filespec: "*", Recursive: true}}
+// restoreWriter is fsrvpd's configuration of a writer with one component
+// per restore method, on share1 (s1); alternate locations on share2 (s2).
+// Its service hooks record their calls in state.
+func restoreWriter(s1, s2, state string) string {
+	group := func(name, restore string) string {
+		return fmt.Sprintf(`
+[[writer.component]]
+type = "filegroup"
+logical_path = "app"
+name = %[1]q
+selectable = true
+files = [{ path = "%[2]s/%[1]s", filespec = "*", recursive = true }]
+[writer.component.restore]
+%[3]s
+`, name, s1, restore)
 	}
-	group := func(name string) vss.FileGroup {
-		return vss.FileGroup{ComponentAttrs: vss.ComponentAttrs{LogicalPath: "app", ComponentName: name, Selectable: true}, Files: files(name)}
-	}
-	wm := &vss.WriterMetadata{Version: vss.Version,
-		Identification: vss.Identification{FriendlyName: "TestWriter", WriterID: uuid.NewString(), InstanceID: uuid.NewString(), Usage: vss.UsageUserData},
-		BackupLocations: vss.BackupLocations{
-			Databases: []vss.Database{{ComponentAttrs: vss.ComponentAttrs{LogicalPath: "app", ComponentName: "db", Selectable: true},
-				Files: []vss.Files{{Path: filepath.Join(s1, "db"), Filespec: "*.db"}}, LogFiles: []vss.Files{{Path: filepath.Join(s1, "db"), Filespec: "*.log"}}}},
-			FileGroups: []vss.FileGroup{group("busy"), group("fresh"), group("alt"), group("svc"), group("reboot"), group("custom")},
-		},
-		RestoreMethods: []vss.RestoreMethod{
-			{LogicalPath: "app", ComponentName: "db", Method: vss.RestoreIfCanBeReplaced,
-				AlternateLocationMappings: []vss.Files{{Path: filepath.Join(s1, "db"), Filespec: "*", Recursive: true, AlternatePath: filepath.Join(s2, "restored-db")}}},
-			{LogicalPath: "app", ComponentName: "busy", Method: vss.RestoreIfCanBeReplaced},
-			{LogicalPath: "app", ComponentName: "fresh", Method: vss.RestoreIfNoneThere},
-			{LogicalPath: "app", ComponentName: "alt", Method: vss.RestoreToAlternateLocation,
-				AlternateLocationMappings: []vss.Files{{Path: filepath.Join(s1, "alt"), Filespec: "*", Recursive: true, AlternatePath: filepath.Join(s2, "elsewhere")}}},
-			{LogicalPath: "app", ComponentName: "svc", Method: vss.StopRestartService, Service: "testd"},
-			{LogicalPath: "app", ComponentName: "reboot", Method: vss.ReplaceAtReboot, RebootRequired: true},
-			{LogicalPath: "app", ComponentName: "custom", Method: vss.Custom, UserProcedure: "run testwriter-restore --from the backup"},
-		},
-	}
-	if err := wm.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	bc := vss.NewBackupComponents(vss.BackupFull, false)
-	for _, c := range wm.Components() {
-		if _, err := bc.AddComponent(wm.Identification.WriterID, wm.Identification.InstanceID,
-			vss.BackupComponent{ComponentType: c.Type, LogicalPath: c.LogicalPath, ComponentName: c.ComponentName, BackupSucceeded: true}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for name, doc := range map[string]any{"documents/writer-metadata/" + wm.Identification.InstanceID + ".xml": wm, "documents/backup-components.xml": bc} {
-		data, err := vss.Marshal(doc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := filepath.Join(dest, filepath.FromSlash(name))
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		if err := os.WriteFile(p, data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	return fmt.Sprintf(`[[writer]]
+name = "TestWriter"
+writer_id = %[1]q
+instance_id = %[2]q
+
+[[writer.component]]
+type = "database"
+logical_path = "app"
+name = "db"
+selectable = true
+files = [{ path = "%[3]s/db", filespec = "*.db" }]
+log_files = [{ path = "%[3]s/db", filespec = "*.log" }]
+[writer.component.restore]
+method = "RESTORE_IF_CAN_REPLACE"
+alternate_location = [{ path = "%[3]s/db", filespec = "*", recursive = true, alternate_path = "%[4]s/restored-db" }]
+`, uuid.NewString(), uuid.NewString(), s1, s2) +
+		group("busy", `method = "RESTORE_IF_CAN_REPLACE"`) +
+		group("fresh", `method = "RESTORE_IF_NOT_THERE"`) +
+		group("alt", fmt.Sprintf(`method = "RESTORE_TO_ALTERNATIVE_LOCATION"
+alternate_location = [{ path = "%s/alt", filespec = "*", recursive = true, alternate_path = "%s/elsewhere" }]`, s1, s2)) +
+		group("svc", `method = "STOP_RESTART_SERVICE"
+service = "testd"`) +
+		group("reboot", `method = "REPLACE_AT_REBOOT"
+reboot_required = true`) +
+		group("custom", `method = "CUSTOM"
+user_procedure = "run testwriter-restore --from the backup"`) +
+		fmt.Sprintf(`
+[writer.hooks.service-stop]
+command = ["sh", "-c", "echo stop >> %[1]s"]
+[writer.hooks.service-start]
+command = ["sh", "-c", "echo start >> %[1]s"]
+`, state)
 }
 
 func outcome(t *testing.T, res *requestor.RestoreResult, name string) requestor.RestoreOutcome {
@@ -107,22 +105,22 @@ func read(p string) string { b, _ := os.ReadFile(p); return string(b) }
 // its writer's restore method against the real smbd: a file held open by
 // another SMB client makes RESTORE_IF_CAN_BE_REPLACED relocate (or fail).
 func TestRestoreMethods(t *testing.T) {
-	b := upTestbed(t, testbed.Options{})
-	s1, s2 := b.Shares["share1"], b.Shares["share2"]
+	dir, s1, s2 := bedDir(t)
+	state := filepath.Join(t.TempDir(), "service-state")
+	b := upTestbed(t, testbed.Options{Dir: dir, FsrvpdExtra: restoreWriter(s1, s2, state)})
+	_ = state
 	orig := map[string]string{}
 	for _, f := range []string{"db/main.db", "db/main.log", "busy/b.dat", "fresh/f.txt", "fresh/sub/g.txt",
 		"alt/a.dat", "svc/s.dat", "reboot/r.sys", "custom/c.dat", "plain.txt"} {
 		orig[f] = string(writeFile(t, filepath.Join(s1, filepath.FromSlash(f)), 1000+len(f)))
 	}
 	dest := filepath.Join(t.TempDir(), "b")
-	paths := requestor.SharePaths{"share1": s1, "share2": s2}
 	if _, err := requestor.Backup(context.Background(), b.dial, requestor.BackupOptions{
 		Snapshot: requestor.SnapshotRequest{Target: b.target(), Shares: []string{"share1"}},
-		Dest:     dest, SMB: b.smb, SharePaths: paths,
+		Dest:     dest, SMB: b.smb,
 	}); err != nil {
 		t.Fatal(err)
 	}
-	writerDocs(t, dest, s1, s2)
 
 	// The live share changes after the backup.
 	for _, f := range []string{"db/main.db", "busy/b.dat", "fresh/f.txt", "svc/s.dat", "reboot/r.sys", "custom/c.dat", "plain.txt"} {

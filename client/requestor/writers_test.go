@@ -15,6 +15,18 @@ import (
 	"github.com/fsrvpd/fsrvpd/conformance/testbed"
 )
 
+// bedDir picks the directory of a testbed so that writer configurations
+// can name its share paths before it is up.
+func bedDir(t *testing.T) (dir, share1, share2 string) {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "fsrvpd-rqw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.RemoveAll(dir)
+	return dir, filepath.Join(dir, "vol", "vol1", "share1"), filepath.Join(dir, "vol", "vol2", "share2")
+}
+
 // TestBackupWithWriters backs up through fsrvpd with two writers
 // configured: the documents come from the set's documents share, the
 // writer's EXCLUDE_FILES and an -exclude'd component are left out, the
@@ -24,12 +36,7 @@ import (
 func TestBackupWithWriters(t *testing.T) {
 	// The testbed's share paths are known only once it is up; its
 	// directory is chosen here so that the writer configuration can name them.
-	dir, err := os.MkdirTemp("", "fsrvpd-rqw")
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.RemoveAll(dir)
-	s1 := filepath.Join(dir, "vol", "vol1", "share1")
+	dir, s1, _ := bedDir(t)
 	appID, appInst, badID, badInst := uuid.NewString(), uuid.NewString(), uuid.NewString(), uuid.NewString()
 	extra := fmt.Sprintf(`[[writer]]
 name = "app"
