@@ -3,7 +3,10 @@ package server
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -462,5 +465,36 @@ func TestRetentionLoop(t *testing.T) {
 	}
 	if got := logs.matching(`"audit":true`, `"op":"retention"`, `"caller":"fsrvpd"`, `"result":"ok"`); len(got) != 1 {
 		t.Errorf("retention audit lines: %v", got)
+	}
+}
+
+func TestAdminBadRequests(t *testing.T) {
+	d, _, _ := startDemo(t, io.Discard)
+	for _, c := range []struct {
+		req  admin.Request
+		code string
+	}{
+		{admin.Request{Cmd: "frobnicate"}, "bad_request"},
+		{admin.Request{Cmd: "show"}, "bad_request"},
+		{admin.Request{Cmd: "delete", ID: uuid.NewString()}, "not_found"},
+		{admin.Request{Cmd: "prune"}, "unavailable"}, // no [[retention.policy]]
+	} {
+		if _, err := adminCall(t, d, c.req); adminCode(err) != c.code {
+			t.Errorf("%+v: %v, want code %s", c.req, err, c.code)
+		}
+	}
+	// Not JSON, and unknown fields.
+	for _, raw := range []string{"hello\n", `{"cmd":"sets","extra":1}` + "\n"} {
+		conn, err := net.Dial("unix", d.AdminSocket())
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(conn, raw)
+		var resp admin.Response
+		err = json.NewDecoder(conn).Decode(&resp)
+		conn.Close()
+		if err != nil || resp.OK || resp.Code != "bad_request" {
+			t.Errorf("%q: %+v %v", raw, resp, err)
+		}
 	}
 }

@@ -92,21 +92,23 @@ func Listen(path string, gid int) (net.Listener, error) {
 		}
 		os.Remove(path)
 	}
-	// Create it private, then open it up: no window where others connect.
-	old := unix.Umask(0o177)
+	// The mode is set right after bind, without touching the process-wide
+	// umask; until then SO_PEERCRED still refuses whoever connects.
 	l, err := net.Listen("unix", path)
-	unix.Umask(old)
 	if err != nil {
 		return nil, fmt.Errorf("admin socket: %w", err)
 	}
+	mode := os.FileMode(0o600)
 	if gid >= 0 {
-		if err := os.Chown(path, -1, gid); err == nil {
-			err = os.Chmod(path, 0o660)
-		}
-		if err != nil {
-			l.Close()
-			return nil, fmt.Errorf("admin socket %s: %w", path, err)
-		}
+		mode = 0o660
+		err = os.Chown(path, -1, gid)
+	}
+	if err == nil {
+		err = os.Chmod(path, mode)
+	}
+	if err != nil {
+		l.Close()
+		return nil, fmt.Errorf("admin socket %s: %w", path, err)
 	}
 	return l, nil
 }
