@@ -8,8 +8,10 @@ import (
 	"strings"
 
 	"github.com/fsrvpd/fsrvpd/rpc"
+	"github.com/fsrvpd/fsrvpd/rpc/auth/krb5"
 	"github.com/fsrvpd/fsrvpd/rpc/auth/ntlm"
 	"github.com/fsrvpd/fsrvpd/rpc/auth/spnego"
+	"github.com/fsrvpd/fsrvpd/rpc/auth/winbind"
 	"github.com/fsrvpd/fsrvpd/server/config"
 	"github.com/fsrvpd/fsrvpd/server/fsrvp"
 )
@@ -43,7 +45,27 @@ func authProviders(cfg config.Config) ([]rpc.AuthProvider, error) {
 		src.verifiers = append(src.verifiers, ntlm.NewAccounts(accts))
 	}
 
+	var kerberos *krb5.Provider
+	if k := cfg.Auth.Kerberos; k != nil {
+		a, err := krb5.New(krb5.Config{Keytab: k.Keytab, Principal: k.Principal, MaxClockSkew: k.MaxClockSkew.Duration})
+		if err != nil {
+			return nil, fmt.Errorf("auth.kerberos: %w", err)
+		}
+		kerberos = krb5.NewProvider(a)
+		src.mechs = append(src.mechs, kerberos)
+	}
+	if w := cfg.Auth.Winbind; w != nil {
+		v, err := winbind.New(winbind.Config{NtlmAuth: w.NtlmAuth, Wbinfo: w.Wbinfo, SMBConf: w.SMBConf, Timeout: w.Timeout.Duration})
+		if err != nil {
+			return nil, fmt.Errorf("auth.winbind: %w", err)
+		}
+		src.verifiers = append(src.verifiers, v)
+	}
+
 	var providers []rpc.AuthProvider
+	if kerberos != nil && slices.Contains(cfg.Auth.Mechanisms, "kerberos") {
+		providers = append(providers, kerberos)
+	}
 	var mechs []spnego.Mechanism
 	mechs = append(mechs, src.mechs...)
 	if len(src.verifiers) > 0 {

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -136,7 +137,7 @@ func Start(ctx context.Context, cfg config.Config, log *logrus.Entry) (_ *Daemon
 		return nil, err
 	}
 	d.rpc = &rpc.Server{Logger: log.WithField("component", "rpc"), Auth: auth}
-	fsrvp.Register(d.rpc, d.service, cfg.Samba.BackupSIDs...)
+	fsrvp.Register(d.rpc, d.service, append(slices.Clone(cfg.Samba.BackupSIDs), cfg.Auth.BackupSIDs...)...)
 	tcpPort := 0
 	for _, addr := range cfg.Server.Listen {
 		l, err := net.Listen("tcp", addr)

@@ -91,6 +91,42 @@ type Auth struct {
 	Domain string `toml:"domain"`
 	// Accounts are local accounts checked with their NT hash.
 	Accounts []Account `toml:"account"`
+	// Kerberos ([auth.kerberos]) accepts Kerberos tickets for a service
+	// principal of a keytab: inside SPNEGO, and as auth_type 16 when
+	// Mechanisms lists "kerberos".
+	Kerberos *Kerberos `toml:"kerberos"`
+	// Winbind ([auth.winbind]) checks NTLM logons of Samba's (domain)
+	// accounts through winbindd, after Accounts.
+	Winbind *Winbind `toml:"winbind"`
+	// BackupSIDs are SIDs (e.g. a domain's Domain Admins, RID 512, or a
+	// group made for backups) whose members may use FSRVP besides
+	// Administrators and Backup Operators; Kerberos PACs carry domain
+	// groups, not BUILTIN ones.
+	BackupSIDs []string `toml:"backup_sids"`
+}
+
+// Kerberos is [auth.kerberos].
+type Kerberos struct {
+	// Keytab is the keytab with the service's keys (absolute path).
+	Keytab string `toml:"keytab"`
+	// Principal, e.g. "cifs/fs1.example.com" or "host/fs1.example.com@EXAMPLE.COM",
+	// restricts the accepted tickets to one principal of the keytab.
+	// Empty: any principal the keytab holds.
+	Principal string `toml:"principal"`
+	// MaxClockSkew between clients and us (default 5m).
+	MaxClockSkew Duration `toml:"max_clock_skew"`
+}
+
+// Winbind is [auth.winbind].
+type Winbind struct {
+	// NtlmAuth and Wbinfo are the programs (absolute paths); default
+	// ntlm_auth and wbinfo on PATH.
+	NtlmAuth string `toml:"ntlm_auth"`
+	Wbinfo   string `toml:"wbinfo"`
+	// SMBConf is Samba's configuration for ntlm_auth (default Samba's own).
+	SMBConf string `toml:"smb_conf"`
+	// Timeout of one logon check (default 15s).
+	Timeout Duration `toml:"timeout"`
 }
 
 // Account is one [[auth.account]].
@@ -523,8 +559,41 @@ func (c *Config) Validate() error {
 
 func (c *Config) validateAuth(bad func(key, format string, a ...any)) {
 	for i, m := range c.Auth.Mechanisms {
-		if m != "ntlm" && m != "spnego" {
-			bad(fmt.Sprintf("auth.mechanisms[%d]", i), "%q is not ntlm or spnego", m)
+		if m != "ntlm" && m != "spnego" && m != "kerberos" {
+			bad(fmt.Sprintf("auth.mechanisms[%d]", i), "%q is not ntlm, spnego or kerberos", m)
+		}
+		if m == "kerberos" && c.Auth.Kerberos == nil {
+			bad(fmt.Sprintf("auth.mechanisms[%d]", i), "kerberos needs [auth.kerberos]")
+		}
+	}
+	if k := c.Auth.Kerberos; k != nil {
+		if !filepath.IsAbs(k.Keytab) {
+			bad("auth.kerberos.keytab", "%q is not an absolute path", k.Keytab)
+		}
+		if p := k.Principal; p != "" {
+			name, realm, _ := strings.Cut(p, "@")
+			svc, host, ok := strings.Cut(name, "/")
+			if !ok || svc == "" || host == "" || strings.ContainsAny(name+realm, " \t@") || (strings.Contains(p, "@") && realm == "") {
+				bad("auth.kerberos.principal", "%q is not service/host[@REALM]", p)
+			}
+		}
+		if k.MaxClockSkew.Duration < 0 {
+			bad("auth.kerberos.max_clock_skew", "negative")
+		}
+	}
+	if w := c.Auth.Winbind; w != nil {
+		for key, p := range map[string]string{"ntlm_auth": w.NtlmAuth, "wbinfo": w.Wbinfo, "smb_conf": w.SMBConf} {
+			if p != "" && !filepath.IsAbs(p) {
+				bad("auth.winbind."+key, "%q is not an absolute path", p)
+			}
+		}
+		if w.Timeout.Duration < 0 {
+			bad("auth.winbind.timeout", "negative")
+		}
+	}
+	for i, sid := range c.Auth.BackupSIDs {
+		if !strings.HasPrefix(sid, "S-1-") {
+			bad(fmt.Sprintf("auth.backup_sids[%d]", i), "%q is not a SID", sid)
 		}
 	}
 	if d := c.Auth.Domain; d == "" || len(d) > 15 || strings.ContainsAny(d, `\/:*?"<>| .`) {

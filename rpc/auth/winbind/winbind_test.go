@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"testing"
-	"time"
 
 	"github.com/oiweiwei/go-msrpc/dcerpc"
 	fsrvp "github.com/oiweiwei/go-msrpc/msrpc/fsrvp/fileservervssagent/v1"
@@ -48,17 +47,8 @@ func verifier(t *testing.T) (*kdctest.DC, *winbind.Verifier) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// winbindd answers name lookups once its domain child is up.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		_, err := v.SIDs(context.Background(), kdctest.Domain+`\`+kdctest.AdminUser)
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("winbindd never resolved Administrator: %v", err)
-		}
-		time.Sleep(300 * time.Millisecond)
+	if err := dc.WaitWinbind(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 	return dc, v
 }

@@ -21,7 +21,6 @@ package kdctest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -381,4 +380,30 @@ db = SamDB(url=lp.private_path("sam.ldb"), lp=lp, session_info=system_session())
 print(db.get_domain_sid())
 `
 
-var _ = errors.New
+// New starts a DC for one test and stops it when the test ends.
+func New(t testing.TB) *DC {
+	t.Helper()
+	Requirements(t)
+	dc, err := Start()
+	if err != nil {
+		t.Fatalf("kdctest: %v", err)
+	}
+	t.Cleanup(dc.Stop)
+	return dc
+}
+
+// WaitWinbind waits until winbindd resolves domain names (its domain child
+// and the DC's samr server start after the KDC).
+func (dc *DC) WaitWinbind(ctx context.Context) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		err := exec.CommandContext(ctx, "wbinfo", "-n", Domain+`\`+AdminUser).Run()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("winbindd does not resolve %s\\%s after 60 s: %v", Domain, AdminUser, err)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
