@@ -51,6 +51,11 @@ in time.
 Authentication: -U DOMAIN\user authenticates the RPC bind (SPNEGO/NTLM,
 packet integrity by default; -auth-level seal for privacy), the password
 taken from env FSRVP_PASSWORD (or -U user%%password, visible to ps).
+-k uses Kerberos instead (inside SPNEGO; -auth-mech kerberos for plain
+auth type 16): the ticket comes from the credential cache in KRB5CCNAME,
+or from -keytab or the password for -U user@REALM; the KDC from
+-krb5-conf (default $KRB5_CONFIG or /etc/krb5.conf); -krb5-target names
+the server's principal (default cifs/<server host>).
 fsrvpd and Windows refuse FSRVP calls without it (E_ACCESSDENIED) unless
 configured otherwise.
 
@@ -115,6 +120,10 @@ type app struct {
 	authLevel string
 	authMech  string
 	pwNTHash  bool
+	kerberos  bool         // -k
+	krb5Conf  string       // -krb5-conf
+	keytab    string       // -keytab
+	krbTarget string       // -krb5-target
 	auth      *client.Auth // built by dispatch; nil: unauthenticated
 
 	target client.Target
@@ -171,7 +180,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	fs.BoolVar(&a.verbose, "v", false, "log each RPC call to stderr")
 	fs.StringVar(&a.authUser, "U", "", "authenticate the RPC bind as `DOMAIN\\user[%password]` (env FSRVP_USER); better give the password in env FSRVP_PASSWORD than on the command line")
 	fs.StringVar(&a.authLevel, "auth-level", "sign", "RPC authentication `level` with -U: sign (packet integrity), seal (privacy) or connect")
-	fs.StringVar(&a.authMech, "auth-mech", "spnego", "RPC security `provider` with -U: spnego or ntlm")
+	fs.StringVar(&a.authMech, "auth-mech", "spnego", "RPC security `provider` with -U or -k: spnego, ntlm or (with -k) kerberos")
+	fs.BoolVar(&a.kerberos, "k", false, "authenticate with Kerberos: a ticket from KRB5CCNAME, -keytab, or -U user@REALM's password")
+	fs.StringVar(&a.krb5Conf, "krb5-conf", "", "krb5.conf `path` naming the KDC (default $KRB5_CONFIG or /etc/krb5.conf)")
+	fs.StringVar(&a.keytab, "keytab", "", "with -k: keytab `path` holding -U's keys")
+	fs.StringVar(&a.krbTarget, "krb5-target", "", "with -k: the server's service `principal` (default cifs/<server host>)")
 	fs.BoolVar(&a.pwNTHash, "pw-nt-hash", false, "the password is an NT hash (32 hex digits), as with Samba's --pw-nt-hash")
 	// Report flag errors once, our way, instead of through package flag.
 	fs.SetOutput(io.Discard)
@@ -288,11 +301,52 @@ func (a *app) parseAuth() error {
 	}
 	switch a.authMech {
 	case client.MechanismSPNEGO, client.MechanismNTLM:
+	case client.MechanismKerberos:
+		if !a.kerberos {
+			return usagef("-auth-mech kerberos needs -k")
+		}
 	default:
-		return usagef("-auth-mech %q: want spnego or ntlm", a.authMech)
+		return usagef("-auth-mech %q: want spnego, ntlm or kerberos", a.authMech)
 	}
 	if a.authUser == "" {
 		a.authUser = a.getenv("FSRVP_USER")
+	}
+	if a.kerberos {
+		if a.authMech == client.MechanismNTLM {
+			return usagef("-k with -auth-mech ntlm: want spnego or kerberos")
+		}
+		if a.pwNTHash {
+			return usagef("-k takes no NT hash")
+		}
+		target := a.krbTarget
+		if target == "" {
+			if a.target.Host == "" {
+				return usagef("-k: give -krb5-target (the server's principal)")
+			}
+			target = "cifs/" + a.target.Host
+		}
+		user, secret, hasSecret := strings.Cut(a.authUser, "%")
+		if !hasSecret && user != "" && a.keytab == "" {
+			secret = a.getenv("FSRVP_PASSWORD")
+		}
+		k := &client.Kerberos{Krb5Conf: a.krb5Conf, Keytab: a.keytab, Target: target}
+		if k.Krb5Conf == "" {
+			k.Krb5Conf = a.getenv("KRB5_CONFIG")
+		}
+		if secret == "" && a.keytab == "" {
+			cc := a.getenv("KRB5CCNAME")
+			if cc == "" {
+				return usagef("-k: no credential cache (KRB5CCNAME), -keytab or password")
+			}
+			if rest, ok := strings.CutPrefix(cc, "FILE:"); ok {
+				cc = rest
+			} else if strings.Contains(cc, ":") {
+				return usagef("-k: KRB5CCNAME %q is not a FILE: cache", cc)
+			}
+			k.CCache = cc
+		}
+		a.auth = &client.Auth{User: user, Password: secret, Level: level, Mechanism: a.authMech, Kerberos: k}
+		return nil
 	}
 	if a.authUser == "" {
 		return nil
