@@ -18,6 +18,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/fsrvpd/fsrvpd/client/writerctl"
 	"github.com/fsrvpd/fsrvpd/rpc"
 	"github.com/fsrvpd/fsrvpd/rpc/epm"
 	"github.com/fsrvpd/fsrvpd/rpc/np"
@@ -137,7 +138,12 @@ func Start(ctx context.Context, cfg config.Config, log *logrus.Entry) (_ *Daemon
 		return nil, err
 	}
 	d.rpc = &rpc.Server{Logger: log.WithField("component", "rpc"), Auth: auth}
-	fsrvp.Register(d.rpc, d.service, append(slices.Clone(cfg.Samba.BackupSIDs), cfg.Auth.BackupSIDs...)...)
+	backupSIDs := append(slices.Clone(cfg.Samba.BackupSIDs), cfg.Auth.BackupSIDs...)
+	fsrvp.Register(d.rpc, d.service, backupSIDs...)
+	if d.writers != nil {
+		authz := fsrvp.Handler{S: d.service, BackupSIDs: backupSIDs}.Authorized
+		d.rpc.Register(writerctl.SyntaxV1_0, writerctl.NewServerHandle(writers.Control{C: d.writers, Authorize: authz}))
+	}
 	tcpPort := 0
 	for _, addr := range cfg.Server.Listen {
 		l, err := net.Listen("tcp", addr)

@@ -45,9 +45,10 @@
 // directory are removed with the set (DeleteShareMapping of its last share,
 // AbortShadowCopySet, the message-sequence timer, start-up reconcile).
 // Without Samba (TCP-only mode) the share is only recorded in fsrvpd's
-// share registry (<state_dir>/shares.json, with the directory's path); a
-// requestor running on the server reads the files there. A private RPC
-// interface to fetch them remotely, and to run a writer's service stop and
-// start hooks (STOP_RESTART_SERVICE), is not implemented yet; on the server
-// the hooks are writers.Coordinator.RunService.
+// share registry; there, and wherever SMB access is inconvenient, the same
+// files are read with fsrvpd's private writer-control RPC interface
+// (package client/writerctl: ReadSetDocument(set id, name), name as above),
+// served beside FSRVP on its TCP endpoint and on \PIPE\FssagentRpc with
+// FSRVP's authorization. The same interface runs a writer's service stop and
+// start hooks for STOP_RESTART_SERVICE restores (RunWriterService).
 package vss

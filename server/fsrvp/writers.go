@@ -93,3 +93,10 @@ func (s *Service) releaseWritersLocked(ctx context.Context, set *Set) error {
 	}
 	return nil
 }
+
+// Authorized reports whether the caller of ctx may use FSRVP (§3.1.4's
+// rule as the AccessPolicy applies it). fsrvpd's private writer-control
+// interface (client/writerctl) authorizes its callers with it.
+func (h Handler) Authorized(ctx context.Context) bool {
+	return h.S.cfg.Access.allows(h.callerOf(ctx))
+}

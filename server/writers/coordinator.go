@@ -22,8 +22,12 @@ import (
 // bucket is the state store bucket of the per-set writer status records.
 const bucket = "writers"
 
-// ErrUnknownWriter: no configured writer of that name or id.
-var ErrUnknownWriter = errors.New("unknown writer")
+var (
+	// ErrUnknownWriter: no configured writer of that name or id.
+	ErrUnknownWriter = errors.New("unknown writer")
+	// ErrNoHook: the writer has no hook for that phase.
+	ErrNoHook = errors.New("no hook")
+)
 
 // Coordinator drives the configured writers through the phases of each
 // shadow copy set, keeps the writers' status per set (in the state store
@@ -562,7 +566,7 @@ func (c *Coordinator) RunService(ctx context.Context, name string, p Phase) erro
 		}
 		h, ok := w.Hooks[p]
 		if !ok {
-			return fmt.Errorf("writer %q has no %s hook", w.Name, p)
+			return fmt.Errorf("writer %q: %s: %w", w.Name, p, ErrNoHook)
 		}
 		env := append(os.Environ(), "FSRVPD_PHASE="+string(p), "FSRVPD_WRITER_NAME="+w.Name, "FSRVPD_WRITER_ID="+w.WriterID, "FSRVPD_INSTANCE_ID="+w.InstanceID)
 		_, err := runHook(ctx, h, env, DefaultHookTimeout, c.log.WithFields(logrus.Fields{"writer": w.Name, "phase": p}))

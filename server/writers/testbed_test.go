@@ -11,9 +11,15 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/oiweiwei/go-msrpc/dcerpc"
+	msmb2 "github.com/oiweiwei/go-msrpc/smb2"
+	"github.com/oiweiwei/go-msrpc/ssp"
+	"github.com/oiweiwei/go-msrpc/ssp/credential"
+	"github.com/oiweiwei/go-msrpc/ssp/gssapi"
 
 	"github.com/fsrvpd/fsrvpd/client"
 	"github.com/fsrvpd/fsrvpd/client/vss"
+	"github.com/fsrvpd/fsrvpd/client/writerctl"
 	"github.com/fsrvpd/fsrvpd/conformance/testbed"
 	"github.com/fsrvpd/fsrvpd/storage/storagetest"
 )
@@ -142,6 +148,23 @@ command = ["sh", "-c", "echo annotated $FSRVPD_SET_ID"]
 		if strings.EqualFold(n, docs) {
 			t.Fatalf("%s is listed", docs)
 		}
+	}
+	// The same documents through the private writer-control interface on
+	// smbd's \PIPE\FssagentRpc, authorized by the SMB session.
+	cred := credential.NewFromPassword(testbed.User, testbed.Password)
+	smb := msmb2.NewDialer(msmb2.WithSecurity(gssapi.WithCredential(cred), gssapi.WithMechanismFactory(ssp.NTLM)))
+	cc, err := dcerpc.Dial(ctx, "ncacn_np:127.0.0.1[FssagentRpc]", dcerpc.WithSMBPort(tb.Port), dcerpc.WithSMBDialer(smb))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close(context.Background())
+	wc, err := writerctl.New(context.WithoutCancel(ctx), cc, dcerpc.WithInsecure())
+	if err != nil {
+		t.Fatal(err)
+	}
+	viaRPC, err := wc.ReadSetDocument(ctx, set, vss.BackupComponentsFile)
+	if err != nil || string(viaRPC) != string(get(vss.BackupComponentsFile)) {
+		t.Fatalf("ReadSetDocument over the pipe: %v\n%s", err, viaRPC)
 	}
 	if after := sum(); after != before {
 		t.Fatal("the snapshot's data changed")
