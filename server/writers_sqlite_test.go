@@ -105,12 +105,13 @@ func startLedger(tb testing.TB) (config.Config, *ledger) {
 		tb.Fatal(err)
 	}
 
-	// The writer process: one sqlite3 fed a transaction every millisecond
-	// or so (SQLite's locks are not fair: a writer that never pauses starves
-	// every other one, the session's BEGIN IMMEDIATE included); -bail
-	// stops it at the first error, so a failed BEGIN can never let half a
-	// transaction through in autocommit mode.
-	w := exec.Command("bash", "-c", `while :; do echo "`+ledgerTxn+`"; sleep 0.001; done | sqlite3 -batch -bail -cmd ".timeout 30000" `+l.db)
+	// The writer process: one sqlite3 per transaction, back to back. (One
+	// long-lived sqlite3 fed through a pipe never pauses between
+	// transactions, and SQLite's locks are not fair: it would starve the
+	// session's BEGIN IMMEDIATE.) A transaction that fails (busy beyond the
+	// timeout) rolls back as a whole: -bail stops at the failing statement
+	// and the transaction is never committed.
+	w := exec.Command("bash", "-c", `while :; do sqlite3 -batch -bail -cmd ".timeout 30000" `+l.db+` "`+ledgerTxn+`" || exit 1; done`)
 	w.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	w.Stderr = os.Stderr
 	if err := w.Start(); err != nil {
