@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -107,6 +108,12 @@ type Exposer interface {
 	List(ctx context.Context) ([]Share, error)
 }
 
+// Lister is implemented by resolvers that can enumerate their base shares
+// (SCMP lists the volumes behind them).
+type Lister interface {
+	List(ctx context.Context) ([]BaseShare, error)
+}
+
 // Static is a Resolver over a fixed list of shares (the daemon's config).
 type Static struct {
 	byName map[string]BaseShare
@@ -123,6 +130,16 @@ func NewStatic(list []BaseShare) (*Static, error) {
 		s.byName[k] = b
 	}
 	return s, nil
+}
+
+// List implements Lister, sorted by name.
+func (s *Static) List(context.Context) ([]BaseShare, error) {
+	out := make([]BaseShare, 0, len(s.byName))
+	for _, b := range s.byName {
+		out = append(out, b)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
 }
 
 // Lookup implements Resolver.

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -176,6 +177,23 @@ func (r *Resolver) Lookup(ctx context.Context, name string) (shares.BaseShare, e
 	}
 	p, _ := sec.get("path")
 	return shares.BaseShare{Name: sec.Name, Path: p}, nil
+}
+
+// List returns every base share Samba serves (shares.Lister), sorted by
+// name.
+func (r *Resolver) List(ctx context.Context) ([]shares.BaseShare, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.load(ctx, false); err != nil {
+		return nil, err
+	}
+	out := make([]shares.BaseShare, 0, len(r.byName))
+	for _, sec := range r.byName {
+		p, _ := sec.get("path")
+		out = append(out, shares.BaseShare{Name: sec.Name, Path: p})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
 }
 
 // section returns the base share called name, ignoring case.
