@@ -20,12 +20,14 @@ import (
 
 	"github.com/fsrvpd/fsrvpd/client/writerctl"
 	"github.com/fsrvpd/fsrvpd/rpc"
+	"github.com/fsrvpd/fsrvpd/rpc/dcom"
 	"github.com/fsrvpd/fsrvpd/rpc/epm"
 	"github.com/fsrvpd/fsrvpd/rpc/np"
 	"github.com/fsrvpd/fsrvpd/server/admin"
 	"github.com/fsrvpd/fsrvpd/server/config"
 	"github.com/fsrvpd/fsrvpd/server/fsrvp"
 	"github.com/fsrvpd/fsrvpd/server/retention"
+	"github.com/fsrvpd/fsrvpd/server/scmp"
 	"github.com/fsrvpd/fsrvpd/server/state"
 	"github.com/fsrvpd/fsrvpd/server/writers"
 	"github.com/fsrvpd/fsrvpd/shares"
@@ -48,6 +50,11 @@ type Daemon struct {
 	writers *writers.Coordinator
 	rpc     *rpc.Server
 	epmSrv  *rpc.Server
+	// dcom is the DCOM server of SCMP: its resolver runs on epmSrv, its
+	// exporter on dcomSrv.
+	dcom    *dcom.Server
+	dcomSrv *rpc.Server
+	scmp    *scmp.Model
 
 	listeners []net.Listener
 	// unixSocket is the socket file this daemon created, removed at close.
@@ -95,6 +102,14 @@ func Start(ctx context.Context, cfg config.Config, log *logrus.Entry) (_ *Daemon
 	if cfg.FSRVP.SameVolume == "reject" {
 		sameVolume = fsrvp.SameVolumeReject
 	}
+	// The SCMP model prunes after every commit; it is built once the
+	// service it lists exists.
+	var model *scmp.Model
+	committed := func(vols []string) {
+		if model != nil {
+			model.EnforceVolumeIDs(vols)
+		}
+	}
 	compat := fsrvp.CompatSpec
 	if cfg.FSRVP.Compat == "samba" {
 		compat = fsrvp.CompatSamba
@@ -121,6 +136,7 @@ func Start(ctx context.Context, cfg config.Config, log *logrus.Entry) (_ *Daemon
 		RetryLimit:   cfg.FSRVP.RetryLimit,
 		SameVolume:   sameVolume,
 		Compat:       compat,
+		Committed:    committed,
 	})
 	if err != nil {
 		return nil, err
@@ -168,6 +184,21 @@ func Start(ctx context.Context, cfg config.Config, log *logrus.Entry) (_ *Daemon
 		if err := d.startPipe(ctx); err != nil {
 			return nil, err
 		}
+	}
+	if cfg.SCMP.Enabled {
+		lister, ok := resolver.(shares.Lister)
+		if !ok {
+			return nil, fmt.Errorf("scmp: the share source cannot list its shares")
+		}
+		d.scmp = scmp.New(scmp.Config{
+			Backend: backend, Shares: lister, Inventory: d.service, DB: d.db, ServerName: cfg.Server.Name,
+			MaxShadowCopies: cfg.SCMP.MaxShadowCopies, MinDiffArea: cfg.SCMP.MinStorageBytes,
+			Logger: log.WithField("component", "scmp"),
+		})
+		if err := d.startDCOM(); err != nil {
+			return nil, err
+		}
+		model = d.scmp
 	}
 	if a := cfg.Server.EndpointMapper; a != "" && tcpPort != 0 {
 		if err := d.startEPM(a, tcpPort); err != nil {
@@ -264,9 +295,38 @@ func (d *Daemon) startEPM(addr string, port int) error {
 	m := epm.New(epm.Entry{Syntax: fssagent.FileServerVSSAgentSyntaxV1_0, Annotation: "fsrvpd FSRVP", Port: port})
 	d.epmSrv = &rpc.Server{Logger: d.log.WithField("component", "epm")}
 	d.epmSrv.Register(epm.Syntax, m.Handle())
+	if d.dcom != nil {
+		// One listener for the mapper and the DCOM resolver/activator,
+		// as on Windows (MS-DCOM §1.9, the digest's §10.1).
+		d.dcom.RegisterResolver(d.epmSrv)
+	}
 	// The mapper is also served on the main port, as Windows does.
 	d.rpc.Register(epm.Syntax, m.Handle())
 	d.serve(d.epmSrv, l, "ncacn_ip_tcp")
+	return nil
+}
+
+// startDCOM listens on the SCMP object exporter's address and serves the
+// SCMP classes there; the resolver is added to the endpoint mapper's
+// server by startEPM.
+func (d *Daemon) startDCOM() error {
+	addr := d.cfg.SCMP.Exporter
+	if addr == "" {
+		host := "127.0.0.1"
+		if len(d.cfg.Server.Listen) > 0 {
+			host, _, _ = net.SplitHostPort(d.cfg.Server.Listen[0])
+		}
+		addr = net.JoinHostPort(host, "0")
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("scmp exporter %s: %w", addr, err)
+	}
+	d.dcom = dcom.New(dcom.Config{Logger: d.log.WithField("component", "dcom"), ExporterPort: l.Addr().(*net.TCPAddr).Port})
+	scmp.Register(d.dcom, d.scmp)
+	d.dcomSrv = &rpc.Server{Logger: d.log.WithField("component", "dcom")}
+	d.dcom.RegisterExporter(d.dcomSrv)
+	d.serve(d.dcomSrv, l, "ncacn_ip_tcp")
 	return nil
 }
 
@@ -308,7 +368,7 @@ func (d *Daemon) Run(ctx context.Context, grace time.Duration) error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
-	for _, s := range []*rpc.Server{d.rpc, d.epmSrv} {
+	for _, s := range []*rpc.Server{d.rpc, d.epmSrv, d.dcomSrv} {
 		if s != nil {
 			if err := s.Shutdown(sctx); err != nil {
 				d.log.WithError(err).Warn("shutdown did not finish in time")

@@ -25,6 +25,7 @@ type Config struct {
 	Storage Storage `toml:"storage"`
 	Samba   Samba   `toml:"samba"`
 	Auth    Auth    `toml:"auth"`
+	SCMP    SCMP    `toml:"scmp"`
 	Shares  []Share `toml:"share"`
 	// Writers and Writer configure application writers (package
 	// server/writers): [writers] and one [[writer]] per application.
@@ -180,6 +181,24 @@ func (a *Account) LoadNTHash() (string, error) {
 	}
 	line, _, _ := strings.Cut(string(b), "\n")
 	return strings.TrimSpace(line), nil
+}
+
+// SCMP is the [scmp] section: MS-SCMP (the Shadow Copies tab of Computer
+// Management) over DCOM. The DCOM resolver and activator share the
+// endpoint mapper's listener (server.endpoint_mapper, TCP 135 for Windows);
+// the SCMP objects live on the exporter address.
+type SCMP struct {
+	Enabled bool `toml:"enabled"`
+	// Exporter is the object exporter's address, advertised to clients as
+	// host[port]; port 0 picks a free port. Default: the host of the first
+	// server.listen address, port 0.
+	Exporter string `toml:"exporter"`
+	// MaxShadowCopies per volume (Windows' MaxShadowCopies, 1-512): beyond
+	// it the oldest shadow copies not in use by FSRVP are deleted.
+	MaxShadowCopies int `toml:"max_shadow_copies"`
+	// MinStorageBytes is the smallest non-zero storage maximum accepted
+	// (VSS_E_INSUFFICIENT_STORAGE below it); -1 accepts any.
+	MinStorageBytes int64 `toml:"min_storage_bytes"`
 }
 
 // Samba is the [samba] section: serving \PIPE\FssagentRpc through smbd and
@@ -355,6 +374,7 @@ func Default() Config {
 		Storage:   Storage{Backend: "dir"},
 		Admin:     Admin{Enabled: true},
 		Retention: Retention{Interval: Duration{15 * time.Minute}},
+		SCMP:      SCMP{MaxShadowCopies: 64, MinStorageBytes: 32 << 20},
 	}
 }
 
@@ -422,6 +442,22 @@ func (c *Config) Validate() error {
 	}
 	if !filepath.IsAbs(c.Server.StateDir) {
 		bad("server.state_dir", "%q is not an absolute path", c.Server.StateDir)
+	}
+	if c.SCMP.Enabled {
+		if c.Server.EndpointMapper == "" {
+			bad("scmp.enabled", "needs server.endpoint_mapper: the DCOM resolver shares its listener")
+		}
+		if a := c.SCMP.Exporter; a != "" {
+			if _, _, err := net.SplitHostPort(a); err != nil {
+				bad("scmp.exporter", "%v", err)
+			}
+		}
+	}
+	if c.SCMP.MaxShadowCopies < 1 || c.SCMP.MaxShadowCopies > 512 {
+		bad("scmp.max_shadow_copies", "%d: must be 1 to 512", c.SCMP.MaxShadowCopies)
+	}
+	if c.SCMP.MinStorageBytes < -1 {
+		bad("scmp.min_storage_bytes", "%d: must be -1 or more", c.SCMP.MinStorageBytes)
 	}
 	switch c.Server.LogLevel {
 	case "debug", "info", "warn", "error":
