@@ -157,6 +157,14 @@ func (a *Acceptor) NewContext() *Context { return &Context{a: a} }
 // and whether the context is established. An error means the client is
 // refused; the context is then unusable.
 func (c *Context) Accept(in []byte) (out []byte, done bool, err error) {
+	defer func() {
+		// The ASN.1 decoding is gokrb5's; a token that trips it up is a
+		// refused client, never a crashed server.
+		if r := recover(); r != nil {
+			c.state = 3
+			out, done, err = nil, false, fmt.Errorf("%w: decoder panic: %v", errToken, r)
+		}
+	}()
 	switch c.state {
 	case 0:
 		out, done, err = c.acceptAPReq(in)

@@ -60,6 +60,7 @@ type cfx struct {
 	recvSeq   uint64
 	confLen   int
 	blockSize int
+	initiator bool // tests only: this end sends as the initiator
 }
 
 func newCFX(key types.EncryptionKey, acceptorSubkey, dce bool, seq uint64) (*cfx, error) {
@@ -115,6 +116,9 @@ func (c *cfx) macParts(key []byte, pre []byte, parts []Part, post ...[]byte) []b
 
 func (c *cfx) sendFlags() byte {
 	f := byte(flagSentByAcceptor)
+	if c.initiator {
+		f = 0
+	}
 	if c.subkey {
 		f |= flagAcceptorSubkey
 	}
