@@ -203,3 +203,43 @@ func TestOptionalWriterFailureKeepsTheSnapshot(t *testing.T) {
 		t.Fatalf("writer %+v", ws)
 	}
 }
+
+// The message sequence timer deletes an Exposed BACKUP set: its documents
+// share goes, and the writers get BackupComplete (the set was committed).
+func TestTimerExpiryReleasesWriters(t *testing.T) {
+	wh := newWriterHarness(t, 10*time.Second)
+	wh.s.mu.Lock()
+	wh.s.cfg.ShortTimeout = 50 * time.Millisecond
+	wh.s.mu.Unlock()
+	c := wh.upTo(Exposed, CtxBackup, "share1")
+	docs := vss.ShareName(c.set)
+	eventually(t, "set deleted by the timer", func() bool { _, ok := wh.status(c.set); return !ok })
+	wh.e.mu.Lock()
+	_, left := wh.e.shares[docs]
+	wh.e.mu.Unlock()
+	if left {
+		t.Fatal("documents share outlived the set")
+	}
+	eventually(t, "backup-complete", func() bool { return strings.HasSuffix(wh.phases(), "backup-complete") })
+	eventually(t, "documents removed", func() bool { _, err := os.Stat(wh.co.Dir(c.set)); return os.IsNotExist(err) })
+}
+
+// A restart releases a non-persistent set with its documents, and keeps an
+// APP_ROLLBACK (persistent) set's documents share.
+func TestRestartWithWriterDocuments(t *testing.T) {
+	wh := newWriterHarness(t, 10*time.Second)
+	keep := wh.upTo(Recovered, CtxAppRollback, "share1")
+	gone := wh.upTo(Exposed, CtxBackup, "share1")
+	wh.restart()
+	wh.e.mu.Lock()
+	_, kept := wh.e.shares[vss.ShareName(keep.set)]
+	_, left := wh.e.shares[vss.ShareName(gone.set)]
+	wh.e.mu.Unlock()
+	if !kept || left {
+		t.Fatalf("after restart: APP_ROLLBACK documents share %v, BACKUP documents share %v", kept, left)
+	}
+	if _, err := os.Stat(filepath.Join(wh.co.Dir(keep.set), vss.BackupComponentsFile)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "released set's documents removed", func() bool { _, err := os.Stat(wh.co.Dir(gone.set)); return os.IsNotExist(err) })
+}
