@@ -241,6 +241,11 @@ func secOrInsecure(sec []dcerpc.Option) []dcerpc.Option {
 	return sec
 }
 
+// Raw returns go-msrpc's SCMP client set on the exporter connection and
+// the IPID of the activated IVssSnapshotMgmt, for calls this package does
+// not wrap (tests of enumerator rules).
+func (c *Client) Raw() (scmpclient.Client, *dcom.IPID) { return c.cli, c.mgmt }
+
 // Close releases the references held and closes the connections.
 func (c *Client) Close(ctx context.Context) error {
 	if c.cli != nil && len(c.held) > 0 {
