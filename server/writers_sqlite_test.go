@@ -23,28 +23,6 @@ import (
 	"github.com/fsrvpd/fsrvpd/storage/storagetest"
 )
 
-// sqliteSession is a writer session helper (writers.Session's line
-// protocol) for an SQLite database: at freeze it takes the database's write
-// lock with BEGIN IMMEDIATE in one sqlite3 process and holds it until
-// thaw, so no transaction is half-written while the snapshot is taken.
-const sqliteSession = `#!/bin/bash
-coproc SQL { exec sqlite3 -batch -bail "$1" 2>&1; }
-send() { printf '%s\n' "$1" >&"${SQL[1]}"; }
-expect() {
-	local line
-	IFS= read -r -t 20 line <&"${SQL[0]}" || { echo "error sqlite3 gone"; return; }
-	if [ "$line" = "$1" ]; then echo ok; else echo "error $line"; fi
-}
-send ".timeout 20000"
-while read -r phase set; do
-	case $phase in
-	freeze) send "BEGIN IMMEDIATE;"; send "SELECT 'locked';"; expect locked ;;
-	thaw) send "ROLLBACK;"; send "SELECT 'released';"; expect released ;;
-	post-snapshot) echo "data set=$set"; echo ok ;;
-	*) echo ok ;;
-	esac
-done
-`
 
 // The writer's transaction keeps three invariants: log has n rows, the
 // balances sum to 0, account 2 holds n.
@@ -81,8 +59,9 @@ func startLedger(tb testing.TB) (config.Config, *ledger) {
 	if err != nil {
 		tb.Fatalf("%v: %s", err, out)
 	}
-	session := filepath.Join(dir, "sqlite-session")
-	if err := os.WriteFile(session, []byte(sqliteSession), 0o755); err != nil {
+	// The helper fsrvpd ships (server/writers/sessions).
+	session, err := filepath.Abs(filepath.Join("writers", "sessions", "sqlite-session"))
+	if err != nil {
 		tb.Fatal(err)
 	}
 	mark := func(name string) writers.Hook {
