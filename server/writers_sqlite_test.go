@@ -23,7 +23,6 @@ import (
 	"github.com/fsrvpd/fsrvpd/storage/storagetest"
 )
 
-
 // The writer's transaction keeps three invariants: log has n rows, the
 // balances sum to 0, account 2 holds n.
 const ledgerTxn = `BEGIN IMMEDIATE; UPDATE c SET n=n+1; INSERT INTO log(n) SELECT n FROM c; ` +
