@@ -4,11 +4,9 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/google/uuid"
-	"github.com/oiweiwei/go-msrpc/dcerpc"
 
 	"github.com/fsrvpd/fsrvpd/client"
 	"github.com/fsrvpd/fsrvpd/client/vss"
@@ -46,13 +44,12 @@ func controlDaemon(t *testing.T, allowUnauth bool) (addr string, c config.Config
 
 func dialControl(t *testing.T, ctx context.Context, addr string) *writerctl.Client {
 	t.Helper()
-	host, port, _ := strings.Cut(addr, ":")
-	cc, err := dcerpc.Dial(ctx, "ncacn_ip_tcp:"+host+"["+port+"]")
+	raw, err := client.DialRaw(ctx, addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cc.Close(context.Background()) })
-	wc, err := writerctl.New(ctx, cc, dcerpc.WithInsecure())
+	t.Cleanup(func() { raw.Conn.Close(context.Background()) })
+	wc, err := writerctl.New(context.WithoutCancel(ctx), raw.Conn, raw.BindOptions...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,16 @@
 //	    [in, string] wchar_t *Writer,                // friendly name, writer id or instance id
 //	    [in] DWORD Action);                          // ServiceStop (0) or ServiceStart (1)
 //
+// A requestor binds it on a connection of its own, with the bind options it
+// uses for FSRVP:
+//
+//	raw, err := client.DialRaw(ctx, "fileserver:41345", opts...) // or client.DialRawNP
+//	wc, err := writerctl.New(ctx, raw.Conn, raw.BindOptions...)
+//	doc, err := wc.ReadSetDocument(ctx, setID, vss.BackupComponentsFile)
+//
+// fsrvpd serves the interface only when writers are configured; otherwise
+// the bind is refused.
+//
 // Return values are HRESULTs: S_OK, E_ACCESSDENIED, E_INVALIDARG (bad
 // name or action), HRESULT_FROM_WIN32(ERROR_FILE_NOT_FOUND) (no such set,
 // document or writer; no such hook), E_FAIL (the hook failed).
