@@ -138,6 +138,9 @@ func TestNoWritersContextsSkipWriters(t *testing.T) {
 	if got := wh.phases(); got != "" {
 		t.Fatalf("writer of /v1 ran for /v2: %q", got)
 	}
+	if _, ok := wh.e.shares[vss.ShareName(c.set)]; ok {
+		t.Fatal("documents share for a set no writer is involved in")
+	}
 }
 
 func TestThawOnCommitFailure(t *testing.T) {

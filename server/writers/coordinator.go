@@ -390,6 +390,9 @@ func (c *Coordinator) status(s *setRun) *vss.WriterStatus {
 // saveStatus stores the writers' status in the state store and in
 // WRITER_STATUS.xml. Errors are logged: they do not change the outcome.
 func (c *Coordinator) saveStatus(s *setRun) {
+	if len(s.runs) == 0 {
+		return // no writer has data on the set's volumes: no documents
+	}
 	st := c.status(s)
 	if err := c.db.Update(func(tx *state.Tx) error { return tx.Put(bucket, s.id.String(), st) }); err != nil {
 		c.log.WithError(err).WithField("set_id", s.id).Error("cannot store writer status")
