@@ -320,6 +320,14 @@ func TestAdminRetentionMetrics(t *testing.T) {
 		t.Fatalf("after prune: %v", got)
 	}
 	wantOrphans(mustAdmin(t, d, admin.Request{Cmd: "orphans"}).Orphans, nil, nil)
+	// A preview at a later date plans e's end, and deletes nothing.
+	later := mustAdmin(t, d, admin.Request{Cmd: "prune", DryRun: true, At: o.Sets[2].Created.Add(2 * time.Hour)}).Retention
+	if len(later.Decisions) != 1 || !later.Decisions[0].Prune || later.Decisions[0].ID != e.String() || len(later.Deleted) != 0 {
+		t.Fatalf("preview: %+v", later)
+	}
+	if _, err := adminCall(t, d, admin.Request{Cmd: "prune", At: time.Now()}); err == nil {
+		t.Fatal("prune at another date without dry run accepted")
+	}
 
 	// A sequence left alone: the timer (5 s) deletes it.
 	if err := c.SetContext(ctx, client.CtxBackup); err != nil {

@@ -6,8 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -35,8 +37,10 @@ Commands:
                      prints nothing on success (-json: the set as it was)
   orphans            list snapshots and exposed shares that belong to no set
   gc [-dry-run]      delete the orphans (shares first)
-  prune [-dry-run]   apply the [[retention.policy]] tables now and print
-                     the decision for every set
+  prune [-dry-run] [-at date]
+                     apply the [[retention.policy]] tables now and print
+                     the decision for every set; -dry-run -at 2026-12-31 or
+                     -at 2026-12-31T18:00:00Z shows what would go then
 
 Flags:
 `
@@ -58,7 +62,7 @@ var adminCommands = []struct {
 	{"delete", "<set>", 1, 1, (*adminApp).abortOrDelete},
 	{"orphans", "", 0, 0, (*adminApp).orphans},
 	{"gc", "[-dry-run]", 0, 0, (*adminApp).gc},
-	{"prune", "[-dry-run]", 0, 0, (*adminApp).prune},
+	{"prune", "[-dry-run] [-at date]", 0, 0, (*adminApp).prune},
 }
 
 func runAdmin(a *app, ctx context.Context, args []string) error {
@@ -94,12 +98,16 @@ func runAdmin(a *app, ctx context.Context, args []string) error {
 		sub.Usage = func() {}
 		sub.BoolVar(&a.json, "json", a.json, "print results as JSON")
 		var dry *bool
+		var at *string
 		if c.name == "gc" || c.name == "prune" {
 			dry = sub.Bool("dry-run", false, "only print what would be deleted")
 		}
+		if c.name == "prune" {
+			at = sub.String("at", "", "with -dry-run: plan for this `date` (2006-01-02, or RFC 3339 2006-01-02T15:04:05Z07:00; a bare date is local midnight)")
+		}
 		if err := sub.Parse(rest[1:]); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				fmt.Fprintf(a.stdout, "Usage: fsrvp admin %s %s\n", c.name, c.args)
+				fmt.Fprintln(a.stdout, strings.TrimSpace("Usage: fsrvp admin "+c.name+" "+c.args))
 				sub.SetOutput(a.stdout)
 				sub.PrintDefaults()
 				return err
@@ -113,6 +121,18 @@ func runAdmin(a *app, ctx context.Context, args []string) error {
 		req := admin.Request{Cmd: c.name}
 		if dry != nil {
 			req.DryRun = *dry
+		}
+		if at != nil && *at != "" {
+			t, err := time.Parse(time.RFC3339, *at)
+			if err != nil {
+				if t, err = time.ParseInLocation(time.DateOnly, *at, time.Local); err != nil {
+					return usagef("admin prune: -at %q is neither 2006-01-02 nor RFC 3339", *at)
+				}
+			}
+			if !req.DryRun {
+				return usagef("admin prune: -at needs -dry-run")
+			}
+			req.At = t
 		}
 		if len(pos) == 1 {
 			id, err := parseID("set", pos[0])
@@ -134,6 +154,12 @@ func (a *adminApp) call(ctx context.Context, req admin.Request) (admin.Response,
 	resp, err := admin.Call(ctx, a.socket, req)
 	var ae *admin.Error
 	if err != nil && !errors.As(err, &ae) {
+		switch {
+		case errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.ECONNREFUSED):
+			err = fmt.Errorf("%w (is fsrvpd running? -socket names its [admin] socket)", err)
+		case errors.Is(err, fs.ErrPermission):
+			err = fmt.Errorf("%w (root and the [admin] group only)", err)
+		}
 		return resp, &client.TransportError{Op: "admin " + req.Cmd, Err: err}
 	}
 	return resp, err

@@ -244,6 +244,17 @@ func TestAdminTestbed(t *testing.T) {
 		t.Errorf("audit line of the commit: %q", commit)
 	}
 
+	// prune: usage checked locally; the testbed has no policy.
+	if code, _, stderr := cli("prune", "-at", "2030-01-01"); code != 2 || !strings.Contains(stderr, "-at needs -dry-run") {
+		t.Errorf("prune -at without -dry-run: %d %q", code, stderr)
+	}
+	if code, _, stderr := cli("prune", "-dry-run", "-at", "soon"); code != 2 {
+		t.Errorf("prune -at soon: %d %q", code, stderr)
+	}
+	if code, _, stderr := cli("prune", "-dry-run", "-at", "2030-01-01"); code != 1 || !strings.Contains(stderr, "no retention policy") {
+		t.Errorf("prune without policies: %d %q", code, stderr)
+	}
+
 	// No socket: a transport error, exit status 3.
 	var errb bytes.Buffer
 	if code := run(ctx, []string{"admin", "-socket", filepath.Join(t.TempDir(), "none.sock"), "sets"}, os.Getenv, strings.NewReader(""), &bytes.Buffer{}, &errb, client.Dial); code != 3 {

@@ -12,7 +12,7 @@
 //	← {"ok": false, "error": "6f1c... is Exposed: shadow copy set is in a creation sequence; abort it instead"}
 //
 // Commands: sets, show (id), abort (id), delete (id), orphans, gc
-// (dry_run), prune (dry_run). Who may connect is checked with SO_PEERCRED:
+// (dry_run), prune (dry_run, at). Who may connect is checked with SO_PEERCRED:
 // root, the daemon's own user, and members of the configured group; the
 // socket file's mode (0600, or 0660 with a group) is the first gate.
 package admin
@@ -43,6 +43,8 @@ type Request struct {
 	Cmd    string `json:"cmd"`
 	ID     string `json:"id,omitempty"`
 	DryRun bool   `json:"dry_run,omitempty"`
+	// At, for a dry-run prune, is the date to plan for instead of now.
+	At time.Time `json:"at,omitzero"`
 }
 
 // Response answers a Request. Exactly one result field is set when OK.
@@ -343,7 +345,7 @@ func (s *Server) do(ctx context.Context, req Request, peer Peer) Response {
 		if s.Retention == nil {
 			return Response{Error: "no retention policy is configured", Code: "unavailable"}
 		}
-		res, err := s.Retention.Apply(ctx, req.DryRun, peer.String())
+		res, err := s.Retention.Apply(ctx, req.DryRun, req.At, peer.String())
 		if err != nil {
 			return fail(err)
 		}

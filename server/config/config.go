@@ -68,8 +68,8 @@ type Retention struct {
 // RetentionPolicy is one [[retention.policy]]: how many shadow copies of
 // a share's persistent sets (NAS_ROLLBACK, APP_ROLLBACK) to keep. Each
 // keep_* keeps the first snapshot of each of the N most recent hours,
-// days, ISO weeks or months that have one; min_age keeps everything
-// younger. A set is pruned only when every share in it has a policy and
+// days, ISO weeks or months that have one (in the daemon's time zone);
+// min_age keeps everything younger. A set is pruned only when every share in it has a policy and
 // each of them lets it go; sets in a creation sequence are never touched.
 type RetentionPolicy struct {
 	Share       string   `toml:"share"`

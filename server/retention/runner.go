@@ -61,15 +61,22 @@ func Candidates(o fsrvp.Overview) []Set {
 }
 
 // Apply runs the policies once. Every decision is logged; with dryRun
-// nothing is deleted. A set that entered a creation sequence since the
-// plan was made is refused by the service and skipped.
-func (r *Runner) Apply(ctx context.Context, dryRun bool, who string) (Result, error) {
+// nothing is deleted. A non-zero at replaces the clock, for a dry run
+// only (what would go at that date). A set that entered a creation
+// sequence since the plan was made is refused by the service and skipped.
+func (r *Runner) Apply(ctx context.Context, dryRun bool, at time.Time, who string) (Result, error) {
 	r.mu.Lock()
 	clock := r.now
 	r.mu.Unlock()
 	now := time.Now()
 	if clock != nil {
 		now = clock()
+	}
+	if !at.IsZero() {
+		if !dryRun {
+			return Result{}, errors.New("a date other than now is for dry runs only")
+		}
+		now = at
 	}
 	res := Result{Now: now, DryRun: dryRun, Deleted: []string{}}
 	res.Decisions = Plan(r.Policies, Candidates(r.Service.Overview()), now)
@@ -119,7 +126,7 @@ func (r *Runner) Run(ctx context.Context) {
 	t := time.NewTicker(iv)
 	defer t.Stop()
 	for {
-		if _, err := r.Apply(ctx, false, "fsrvpd"); err != nil && ctx.Err() == nil {
+		if _, err := r.Apply(ctx, false, time.Time{}, "fsrvpd"); err != nil && ctx.Err() == nil {
 			r.Log.WithError(err).Error("retention run failed")
 		}
 		select {
