@@ -162,7 +162,7 @@ func scrape(t *testing.T, d *Daemon) map[string]float64 {
 // share injected behind its back; prune persistent sets on a simulated
 // clock; then scrape the metrics and read the audit log.
 func TestAdminRetentionMetrics(t *testing.T) {
-	d, cfg, addr, logs := startOpsDaemon(t, 5*time.Second)
+	d, cfg, addr, logs := startOpsDaemon(t, 8*time.Second)
 	ctx := t.Context()
 	c, err := client.Dial(ctx, addr)
 	if err != nil {
@@ -329,7 +329,7 @@ func TestAdminRetentionMetrics(t *testing.T) {
 		t.Fatal("prune at another date without dry run accepted")
 	}
 
-	// A sequence left alone: the timer (5 s) deletes it.
+	// A sequence left alone: the timer (8 s) deletes it.
 	if err := c.SetContext(ctx, client.CtxBackup); err != nil {
 		t.Fatal(err)
 	}

@@ -23,6 +23,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"strconv"
@@ -241,16 +242,18 @@ func (s *Server) handle(c net.Conn) {
 		return
 	}
 	log := s.Log.WithFields(logrus.Fields{"peer_uid": peer.UID, "peer_pid": peer.PID})
+	// The request is read before the peer is judged, so that a refused
+	// client reads the refusal instead of a broken pipe.
+	line, err := bufio.NewReader(io.LimitReader(c, 1<<16)).ReadBytes('\n')
+	if err != nil && len(line) == 0 {
+		return
+	}
+	c.SetReadDeadline(time.Time{})
 	if !Allowed(peer, os.Geteuid(), s.GID) {
 		log.Warn("admin: connection refused: not root and not in the admin group")
 		enc.Encode(Response{Error: fmt.Sprintf("permission denied: uid %d is not root and not in the admin group", peer.UID), Code: "denied"})
 		return
 	}
-	line, err := bufio.NewReader(c).ReadBytes('\n')
-	if err != nil && len(line) == 0 {
-		return
-	}
-	c.SetReadDeadline(time.Time{})
 	var req Request
 	dec := json.NewDecoder(strings.NewReader(string(line)))
 	dec.DisallowUnknownFields()
