@@ -150,6 +150,11 @@ func ParseUser(s string) (user, domain string) {
 	return s, ""
 }
 
+// RPCOptions returns a's go-msrpc bind options (security level,
+// credentials, mechanisms), for clients of other interfaces such as
+// client/scmp. Bind with a context from gssapi.NewSecurityContext.
+func (a Auth) RPCOptions() ([]dcerpc.Option, error) { return a.rpcOptions() }
+
 // rpcOptions turns a into go-msrpc bind options.
 func (a *Auth) rpcOptions() ([]dcerpc.Option, error) {
 	user, domain := a.User, a.Domain

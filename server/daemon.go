@@ -195,7 +195,7 @@ func Start(ctx context.Context, cfg config.Config, log *logrus.Entry) (_ *Daemon
 			MaxShadowCopies: cfg.SCMP.MaxShadowCopies, MinDiffArea: cfg.SCMP.MinStorageBytes,
 			Logger: log.WithField("component", "scmp"),
 		})
-		if err := d.startDCOM(); err != nil {
+		if err := d.startDCOM(auth, backupSIDs); err != nil {
 			return nil, err
 		}
 		model = d.scmp
@@ -293,7 +293,9 @@ func (d *Daemon) startEPM(addr string, port int) error {
 		return fmt.Errorf("endpoint mapper %s: %w", addr, err)
 	}
 	m := epm.New(epm.Entry{Syntax: fssagent.FileServerVSSAgentSyntaxV1_0, Annotation: "fsrvpd FSRVP", Port: port})
-	d.epmSrv = &rpc.Server{Logger: d.log.WithField("component", "epm")}
+	// The mapper answers unauthenticated clients; the providers serve the
+	// DCOM activator's authenticated binds on the same listener.
+	d.epmSrv = &rpc.Server{Logger: d.log.WithField("component", "epm"), Auth: d.rpc.Auth}
 	d.epmSrv.Register(epm.Syntax, m.Handle())
 	if d.dcom != nil {
 		// One listener for the mapper and the DCOM resolver/activator,
@@ -306,10 +308,16 @@ func (d *Daemon) startEPM(addr string, port int) error {
 	return nil
 }
 
+// Well-known SIDs SCMP also admits (MS-SCMP §7 <4>).
+const (
+	sidRestoreOperators = "S-1-5-32-549"
+	sidSystem           = "S-1-5-18"
+)
+
 // startDCOM listens on the SCMP object exporter's address and serves the
 // SCMP classes there; the resolver is added to the endpoint mapper's
 // server by startEPM.
-func (d *Daemon) startDCOM() error {
+func (d *Daemon) startDCOM(auth []rpc.AuthProvider, backupSIDs []string) error {
 	addr := d.cfg.SCMP.Exporter
 	if addr == "" {
 		host := "127.0.0.1"
@@ -322,9 +330,31 @@ func (d *Daemon) startDCOM() error {
 	if err != nil {
 		return fmt.Errorf("scmp exporter %s: %w", addr, err)
 	}
-	d.dcom = dcom.New(dcom.Config{Logger: d.log.WithField("component", "dcom"), ExporterPort: l.Addr().(*net.TCPAddr).Port})
+	dc := dcom.Config{Logger: d.log.WithField("component", "dcom"), ExporterPort: l.Addr().(*net.TCPAddr).Port}
+	if !d.cfg.SCMP.AllowUnauthenticated {
+		// MS-SCMP §7 (<3>, <4>): packet privacy (or integrity if
+		// configured), and Administrators, Backup Operators, Restore
+		// Operators or SYSTEM.
+		dc.AuthnHint = uint32(rpc.AuthLevelPrivacy)
+		if d.cfg.SCMP.MinAuthLevel == "integrity" {
+			dc.AuthnHint = uint32(rpc.AuthLevelIntegrity)
+		}
+		extra := append([]string{sidRestoreOperators, sidSystem}, backupSIDs...)
+		dc.Authorize = func(c *rpc.Caller) bool { return c.Identity.IsBackupCapable(extra...) }
+	}
+	for _, p := range auth {
+		switch p.AuthType() {
+		case rpc.AuthTypeSPNEGO:
+			dc.Security = append(dc.Security, dcom.SecurityBinding{AuthnSvc: dcom.AuthnNegotiate})
+		case rpc.AuthTypeNTLM:
+			dc.Security = append(dc.Security, dcom.SecurityBinding{AuthnSvc: dcom.AuthnWinNT})
+		case rpc.AuthTypeKerberos:
+			dc.Security = append(dc.Security, dcom.SecurityBinding{AuthnSvc: dcom.AuthnKerberos})
+		}
+	}
+	d.dcom = dcom.New(dc)
 	scmp.Register(d.dcom, d.scmp)
-	d.dcomSrv = &rpc.Server{Logger: d.log.WithField("component", "dcom")}
+	d.dcomSrv = &rpc.Server{Logger: d.log.WithField("component", "dcom"), Auth: auth}
 	d.dcom.RegisterExporter(d.dcomSrv)
 	d.serve(d.dcomSrv, l, "ncacn_ip_tcp")
 	return nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/oiweiwei/go-msrpc/dcerpc"
 	"github.com/sirupsen/logrus"
 
 	"github.com/fsrvpd/fsrvpd/client"
@@ -50,7 +52,7 @@ func startSCMP(t *testing.T, maxCopies int) (*Daemon, string, int, *syncBuffer) 
 	c.Server.Listen = []string{"127.0.0.1:0"}
 	c.Server.EndpointMapper = "127.0.0.1:0"
 	c.Server.EndpointMapperOptional = false
-	c.SCMP = config.SCMP{Enabled: true, MaxShadowCopies: maxCopies, MinStorageBytes: -1}
+	c.SCMP = config.SCMP{Enabled: true, MaxShadowCopies: maxCopies, MinStorageBytes: -1, MinAuthLevel: "privacy", AllowUnauthenticated: true}
 	for _, s := range c.Shares {
 		if err := os.MkdirAll(s.Path, 0o755); err != nil {
 			t.Fatal(err)
@@ -291,4 +293,111 @@ func equalIDs(a, b []uuid.UUID) bool {
 		}
 	}
 	return true
+}
+
+// startSCMPAuth runs a daemon whose SCMP needs packet privacy and a backup
+// operator: "backup" is one, "alice" is not.
+func startSCMPAuth(t *testing.T) (fsrvpAddr string, resolverPort int) {
+	t.Helper()
+	dir := t.TempDir()
+	c := config.Demo(dir)
+	c.Server.Listen = []string{"127.0.0.1:0"}
+	c.Server.EndpointMapper = "127.0.0.1:0"
+	c.Server.EndpointMapperOptional = false
+	c.SCMP = config.SCMP{Enabled: true, MaxShadowCopies: 64, MinStorageBytes: -1, MinAuthLevel: "privacy"}
+	c.Auth.Accounts = []config.Account{
+		{User: "backup", NTHash: config.Secret(hashHex("backup-pw")), BackupOperator: true},
+		{User: "alice", NTHash: config.Secret(hashHex("alice-pw"))},
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range c.Shares {
+		if err := os.MkdirAll(s.Path, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l := logrus.New()
+	l.SetOutput(io.Discard)
+	d, err := Start(context.Background(), c, logrus.NewEntry(l))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { d.Run(ctx, 5*time.Second); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	addrs := d.Addrs()
+	_, port, _ := net.SplitHostPort(addrs[len(addrs)-1].String())
+	p, _ := strconv.Atoi(port)
+	return addrs[0].String(), p
+}
+
+// TestSCMPAuthenticated: go-msrpc's DCOM client activates and uses SCMP
+// with NTLM and with SPNEGO at packet privacy; integrity, an
+// unauthenticated client and a plain user are refused with
+// E_ACCESSDENIED.
+func TestSCMPAuthenticated(t *testing.T) {
+	fsrvpAddr, port := startSCMPAuth(t)
+	ctx := t.Context()
+	backup := client.Auth{User: "backup", Password: "backup-pw", Level: client.LevelPrivacy}
+	fc, err := client.Dial(ctx, fsrvpAddr, client.WithAuth(backup))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fc.Close()
+	set, err := fc.Create(ctx, client.CreateRequest{Context: client.CtxNASRollback, Shares: []string{"share1"}, RecoveryComplete: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mech := range []string{client.MechanismNTLM, client.MechanismSPNEGO} {
+		t.Run(mech, func(t *testing.T) {
+			a := backup
+			a.Mechanism = mech
+			sec, err := a.RPCOptions()
+			if err != nil {
+				t.Fatal(err)
+			}
+			sc, err := scmpc.Dial(ctx, "127.0.0.1", scmpc.Options{ResolverPort: port, Security: sec})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sc.Close(context.Background())
+			got, err := sc.ShadowCopies(ctx, "share1")
+			if err != nil || len(got) != 1 || got[0].ID != set.Mappings[0].ShadowCopyID || got[0].SetID != set.ShadowCopySetID {
+				t.Fatalf("shadow copies %+v, %v", got, err)
+			}
+			if err := sc.AddDiffArea(ctx, "share1", "share1", 1<<40); err != nil && !isHR(err, 0x8004230D) {
+				t.Fatal(err)
+			}
+			if err := sc.ChangeDiffAreaMaximumSize(ctx, "share1", "share1", 1<<41); err != nil {
+				t.Fatal(err)
+			}
+			if das, err := sc.DiffAreasFor(ctx, "share1"); err != nil || len(das) != 1 || das[0].Maximum != 1<<41 {
+				t.Fatalf("diff areas %+v, %v", das, err)
+			}
+		})
+	}
+	for name, a := range map[string]*client.Auth{
+		"unauthenticated": nil,
+		"integrity":       {User: "backup", Password: "backup-pw", Level: client.LevelIntegrity},
+		"plain user":      {User: "alice", Password: "alice-pw", Level: client.LevelPrivacy},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var sec []dcerpc.Option
+			if a != nil {
+				var err error
+				if sec, err = a.RPCOptions(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			sc, err := scmpc.Dial(ctx, "127.0.0.1", scmpc.Options{ResolverPort: port, Security: sec})
+			if err == nil {
+				sc.Close(context.Background())
+			}
+			if !isHR(err, 0x80070005) {
+				t.Fatalf("Dial: %v, want E_ACCESSDENIED", err)
+			}
+		})
+	}
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/oiweiwei/go-msrpc/msrpc/dcom/scmp/ivssenumobject/v0"
 	"github.com/oiweiwei/go-msrpc/msrpc/dcom/scmp/ivsssnapshotmgmt/v0"
 	"github.com/oiweiwei/go-msrpc/msrpc/dtyp"
+	"github.com/oiweiwei/go-msrpc/ssp/gssapi"
 )
 
 // Identifiers (VSS SDK vsmgmt.h; MS-SCMP §1.9).
@@ -61,9 +62,9 @@ type Options struct {
 	ResolverPort int
 	// Timeout bounds the dial and every call; 0 means 60 s.
 	Timeout time.Duration
-	// Security are dcerpc options for the authenticated calls (activation
-	// and the exporter), e.g. dcerpc.WithSeal() with credentials in the
-	// context (ssp/gssapi); empty means unauthenticated.
+	// Security are the go-msrpc bind options of the authenticated calls
+	// (activation and the exporter), e.g. client.Auth.RPCOptions();
+	// empty means unauthenticated. ServerAlive2 is always unauthenticated.
 	Security []dcerpc.Option
 }
 
@@ -78,6 +79,7 @@ type Client struct {
 	diff      *dcom.IPID
 	held      []*dcom.IPID // references to release at Close
 	callTimer time.Duration
+	stop      context.CancelFunc
 }
 
 // Volume is a VSS_VOLUME_PROP.
@@ -162,6 +164,16 @@ func Dial(ctx context.Context, host string, o Options) (_ *Client, err error) {
 		port = 135
 	}
 	c := &Client{callTimer: o.Timeout}
+	// go-msrpc ties a connection's goroutines to the context of its bind:
+	// bind with one that lives until Close.
+	life, stop := context.WithCancel(context.WithoutCancel(ctx))
+	c.stop = stop
+	bindCtx := func() context.Context {
+		if len(o.Security) > 0 {
+			return gssapi.NewSecurityContext(life) // credentials stay out of go-msrpc's global store
+		}
+		return life
+	}
 	defer func() {
 		if err != nil {
 			c.Close(context.Background())
@@ -171,7 +183,7 @@ func Dial(ctx context.Context, host string, o Options) (_ *Client, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("scmp: dial resolver: %w", err)
 	}
-	oe, err := iobjectexporter.NewObjectExporterClient(ctx, c.resolver, dcerpc.WithInsecure())
+	oe, err := iobjectexporter.NewObjectExporterClient(life, c.resolver, dcerpc.WithInsecure())
 	if err != nil {
 		return nil, fmt.Errorf("scmp: bind IObjectExporter: %w", err)
 	}
@@ -180,7 +192,7 @@ func Dial(ctx context.Context, host string, o Options) (_ *Client, err error) {
 		return nil, fmt.Errorf("scmp: ServerAlive2: %w", err)
 	}
 	c.version = &dcom.COMVersion{MajorVersion: 5, MinorVersion: min(alive.COMVersion.MinorVersion, 7)}
-	act, err := iremotescmactivator.NewRemoteSCMActivatorClient(ctx, c.resolver, secOrInsecure(o.Security)...)
+	act, err := iremotescmactivator.NewRemoteSCMActivatorClient(bindCtx(), c.resolver, secOrInsecure(o.Security)...)
 	if err != nil {
 		return nil, fmt.Errorf("scmp: bind IRemoteSCMActivator: %w", err)
 	}
@@ -227,7 +239,7 @@ func Dial(ctx context.Context, host string, o Options) (_ *Client, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("scmp: dial exporter: %w", err)
 	}
-	c.cli, err = scmpclient.NewClient(ctx, c.exporter, secOrInsecure(o.Security)...)
+	c.cli, err = scmpclient.NewClient(bindCtx(), c.exporter, secOrInsecure(o.Security)...)
 	if err != nil {
 		return nil, fmt.Errorf("scmp: bind: %w", err)
 	}
@@ -263,6 +275,9 @@ func (c *Client) Close(ctx context.Context) error {
 		}
 	}
 	c.exporter, c.resolver = nil, nil
+	if c.stop != nil {
+		c.stop()
+	}
 	return nil
 }
 

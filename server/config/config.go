@@ -199,6 +199,14 @@ type SCMP struct {
 	// MinStorageBytes is the smallest non-zero storage maximum accepted
 	// (VSS_E_INSUFFICIENT_STORAGE below it); -1 accepts any.
 	MinStorageBytes int64 `toml:"min_storage_bytes"`
+	// MinAuthLevel is the RPC authentication level activation and SCMP
+	// calls need: "privacy" (the default, what Windows uses, MS-SCMP §7)
+	// or "integrity". Callers must also be Administrators, Backup
+	// Operators, Restore Operators or in [auth] backup_sids.
+	MinAuthLevel string `toml:"min_auth_level"`
+	// AllowUnauthenticated lets unauthenticated callers activate and call
+	// (loopback tests only).
+	AllowUnauthenticated bool `toml:"allow_unauthenticated"`
 }
 
 // Samba is the [samba] section: serving \PIPE\FssagentRpc through smbd and
@@ -374,7 +382,7 @@ func Default() Config {
 		Storage:   Storage{Backend: "dir"},
 		Admin:     Admin{Enabled: true},
 		Retention: Retention{Interval: Duration{15 * time.Minute}},
-		SCMP:      SCMP{MaxShadowCopies: 64, MinStorageBytes: 32 << 20},
+		SCMP:      SCMP{MaxShadowCopies: 64, MinStorageBytes: 32 << 20, MinAuthLevel: "privacy"},
 	}
 }
 
@@ -455,6 +463,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SCMP.MaxShadowCopies < 1 || c.SCMP.MaxShadowCopies > 512 {
 		bad("scmp.max_shadow_copies", "%d: must be 1 to 512", c.SCMP.MaxShadowCopies)
+	}
+	if l := c.SCMP.MinAuthLevel; l != "integrity" && l != "privacy" {
+		bad("scmp.min_auth_level", "%q is not integrity or privacy", l)
 	}
 	if c.SCMP.MinStorageBytes < -1 {
 		bad("scmp.min_storage_bytes", "%d: must be -1 or more", c.SCMP.MinStorageBytes)
