@@ -156,7 +156,7 @@ func TestThawOnCommitFailure(t *testing.T) {
 }
 
 func TestThawAtTheEndOfTheFreezeWindow(t *testing.T) {
-	wh := newWriterHarness(t, 200*time.Millisecond)
+	wh := newWriterHarness(t, time.Second)
 	c := wh.upTo(Added, CtxBackup, "share1")
 	wh.b.gate = make(chan struct{})
 	want(t, "slow commit", wh.s.CommitShadowCopySet(ctx, alice, c.set, 1), FSSAGENT_E_TIMEOUT)

@@ -26,7 +26,7 @@ func alive(pid int) bool { return syscall.Kill(pid, 0) == nil }
 // included.
 func TestHookTimeoutKillsProcessGroup(t *testing.T) {
 	pidFile := filepath.Join(t.TempDir(), "child")
-	h := Hook{Command: []string{"sh", "-c", "sleep 30 & echo $! > " + pidFile + "; wait"}, Timeout: Duration{200 * time.Millisecond}}
+	h := Hook{Command: []string{"sh", "-c", "sleep 30 & echo $! > " + pidFile + "; wait"}, Timeout: Duration{time.Second}}
 	_, err := runHook(context.Background(), h, nil, time.Minute, testLog(t))
 	if err == nil || !strings.Contains(err.Error(), "timed out") {
 		t.Fatalf("err %v", err)
@@ -66,7 +66,7 @@ func TestSessionProtocol(t *testing.T) {
 	*) echo ok ;;
 	esac
 done`
-	s, err := startSession(&Session{Command: []string{"bash", "-c", script}, Timeout: Duration{300 * time.Millisecond}}, os.Environ(), testLog(t))
+	s, err := startSession(&Session{Command: []string{"bash", "-c", script}, Timeout: Duration{1500 * time.Millisecond}}, os.Environ(), testLog(t))
 	if err != nil {
 		t.Fatal(err)
 	}
