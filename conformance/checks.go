@@ -27,6 +27,7 @@ const (
 	secSequence    = "§4, §3.2.4.2"
 	secContexts    = "§2.2.2.2"
 	secNullArgs    = "§3.1.4"
+	secAccess      = "§3.1.4, §5"
 )
 
 // Checks is every conformance check, in run order.
@@ -118,6 +119,24 @@ var Checks = slices.Concat([]Check{
 	{ID: "timer/exposed-set-deleted", Section: secTimer, Title: "expiry deletes an Exposed (not Recovered) set", Needs: NeedTimer, Run: timerDeletes(Exposed)},
 	{ID: "timer/recovered-survives", Section: secTimer, Title: "expiry keeps a Recovered set", Needs: NeedTimer, Run: checkTimerRecovered},
 	{ID: "timer/restarted-by-calls", Section: secTimer, Title: "every call restarts the timer: a sequence may outlast one timer", Needs: NeedTimer, Run: checkTimerRestarted},
+
+	{ID: "expose/point-in-time", Section: secCommit + ", " + secExpose, Title: "the exposed shares show both volumes as they were at Commit", Needs: NeedFiles, Run: checkExposePointInTime},
+	{ID: "expose/read-only", Section: secExpose + ", " + secContexts, Title: "without ATTR_AUTO_RECOVERY the exposed share refuses writes, before and after RecoveryComplete", Needs: NeedFiles, Run: checkExposeReadOnly},
+	{ID: "expose/auto-recovery-writable", Section: secExpose + ", " + secRecovery, Title: "with ATTR_AUTO_RECOVERY the exposed share is writable until RecoveryComplete, then read-only; the base share is untouched", Needs: NeedFiles, Run: checkExposeAutoRecovery},
+	{ID: "expose/security-descriptor", Section: secExpose, Title: "the exposed share's security descriptor equals the base share's", Needs: NeedFiles, Run: checkExposeSD},
+	{ID: "expose/hidden-share", Section: secExpose + " <9>", Title: "a hidden base share (name$) is exposed as name$@{GUID}$", Needs: NeedFiles | NeedHiddenShare, Run: checkExposeHidden},
+	{ID: "expose/removed-on-delete", Section: secDelete, Title: "DeleteShareMapping removes the exposed share (no tree connect, not listed)", Needs: NeedFiles, Run: exposeRemoved("DeleteShareMapping", true, endByDelete)},
+	{ID: "expose/removed-on-abort", Section: secAbort, Title: "AbortShadowCopySet removes the exposed share (of a Recovered set)", Needs: NeedFiles, Run: exposeRemoved("AbortShadowCopySet", true, endByAbort)},
+	{ID: "expose/removed-on-retry", Section: secSetContext, Title: "a SetContext retry removes the exposed share of the purged set", Needs: NeedFiles, Run: exposeRemoved("a SetContext retry", false, endByRetry)},
+	{ID: "expose/removed-on-expiry", Section: secTimer, Title: "the timer's expiry removes the exposed share of an Exposed set", Needs: NeedFiles | NeedTimer, Run: exposeRemoved("the timer expired", false, endByExpiry)},
+
+	{ID: "security/non-admin-denied", Section: secAccess, Title: "a non-administrator gets E_ACCESSDENIED from every method and changes nothing", Needs: NeedNonAdmin, Run: checkNonAdmin},
+	{ID: "security/unauthenticated-denied", Section: secAccess, Title: "a client bound at authentication level NONE gets E_ACCESSDENIED from every method", Needs: NeedUnauth, Run: checkUnauth},
+	{ID: "security/no-contact-named-host", Section: secAdd + ", " + secSupported, Title: "the host named in ShareName is never contacted", Needs: NeedCanary, Run: checkNoContact},
+
+	{ID: "robust/malformed-share-names", Section: secNullArgs + ", " + secAdd, Title: "malformed ShareNames are refused by Add, IsPathSupported and IsPathShadowCopied", Run: checkRobustMalformed},
+	{ID: "robust/long-share-names", Section: secNullArgs + ", " + secAdd, Title: "very long share and host names get a return code, not a fault", Run: checkRobustLong},
+	{ID: "robust/racing-clients", Section: secSetContext + ", " + secAdd + ", " + secDelete, Title: "two clients racing for the context, one share or one mapping: exactly one wins", Needs: NeedSecondClient, Run: checkRobustRace},
 })
 
 // happyContextChecks: the whole sequence once per valid context.

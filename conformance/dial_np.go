@@ -28,6 +28,10 @@ type NPConfig struct {
 	// Client options (e.g. client.WithShareHost) for every connection;
 	// client.WithTimeout(Timeout) comes first.
 	Client []client.Option
+	// LocalAddr, optional, is the local IP address the SMB connection
+	// comes from: another address makes another client for SetContext
+	// (§3.1.4.2 compares the SMB client's address).
+	LocalAddr string
 }
 
 // NPDialer dials FSRVP over ncacn_np: an SMB2 session to host:port
@@ -50,7 +54,15 @@ func NPDialer(host string, port int, user, password string, cfg NPConfig) Dialer
 		defer cancel()
 		cred := credential.NewFromPassword(user, password)
 		smb := msmb2.NewDialer(msmb2.WithSecurity(gssapi.WithCredential(cred), gssapi.WithMechanismFactory(ssp.NTLM)))
-		cc, err := dcerpc.Dial(dctx, binding, dcerpc.WithSMBPort(port), dcerpc.WithSMBDialer(smb), dcerpc.WithTimeout(timeout))
+		opts := []dcerpc.Option{dcerpc.WithSMBPort(port), dcerpc.WithSMBDialer(smb), dcerpc.WithTimeout(timeout)}
+		if cfg.LocalAddr != "" {
+			ip := net.ParseIP(cfg.LocalAddr)
+			if ip == nil {
+				return nil, nil, fmt.Errorf("local address %q is not an IP address", cfg.LocalAddr)
+			}
+			opts = append(opts, dcerpc.WithDialer(&net.Dialer{Timeout: timeout, LocalAddr: &net.TCPAddr{IP: ip}}))
+		}
+		cc, err := dcerpc.Dial(dctx, binding, opts...)
 		if err != nil {
 			return nil, nil, fmt.Errorf("dial %s (SMB port %d): %w", binding, port, err)
 		}

@@ -23,5 +23,16 @@
 // Requirements on the target: at least two shares on different volumes
 // (file stores), no other client using the server while the checks run,
 // and, for the timer checks, a message sequence timer shortened to a few
-// seconds (Target.ServerTimer).
+// seconds (Target.ServerTimer). Optional parts of a Target enable more
+// checks; without them those checks are skipped with the reason: SMB
+// access to the shares (Target.Files, SMBFiles: go-smb2 and srvsvc) for
+// the exposure checks, a second client address, a non-administrator
+// account, a hidden share, a canary address for "never contact the host
+// named in ShareName", and a client bound without RPC authentication.
+//
+// Every check can fail: the package's tests run each one against fsrvpd's
+// state machine served in-process with one deviation injected (a wrong
+// return code, a skipped purge, a writable snapshot share...) and require
+// a failure, and run all of them against the same server without a
+// deviation and require a pass.
 package conformance

@@ -25,6 +25,18 @@ const (
 	NeedTimer
 	// NeedRetryLimit: a SetContext retry limit (Target.RetryLimit >= 0).
 	NeedRetryLimit
+	// NeedFiles: SMB access to the shares (Target.Files).
+	NeedFiles
+	// NeedNonAdmin: Target.NonAdminDial, a client that is no administrator.
+	NeedNonAdmin
+	// NeedUnauth: Target.UnauthDial, a client bound without RPC
+	// authentication that the server must refuse.
+	NeedUnauth
+	// NeedHiddenShare: Target.HiddenShare.
+	NeedHiddenShare
+	// NeedCanary: Target.Canary, an address the server could reach and
+	// the harness can listen on.
+	NeedCanary
 )
 
 // Check is one conformance check.
@@ -68,6 +80,26 @@ type Target struct {
 	RetryLimit int
 	// CheckTimeout bounds one check (default 2 minutes, plus 3 timers).
 	CheckTimeout time.Duration
+
+	// Files, optional, opens SMB access to the server's shares (as an
+	// account that may write to the base shares): the exposure checks
+	// need it.
+	Files FilesDialer
+	// NonAdminDial, optional, connects as an account that is neither an
+	// administrator nor a backup operator.
+	NonAdminDial Dialer
+	// UnauthDial, optional, connects with an RPC bind at authentication
+	// level NONE, which §3.1.4 says the server must refuse (leave it nil
+	// when Dial itself binds so, e.g. ncacn_np behind smbd).
+	UnauthDial Dialer
+	// HiddenShare, optional, is a share whose name ends in '$', on a
+	// volume of its own or of Shares[0].
+	HiddenShare string
+	// Canary, optional, is an IP address that the server would reach if
+	// it contacted a host named in a ShareName, and on which the harness
+	// can listen (e.g. an unused 127.x address when the server runs on
+	// this machine).
+	Canary string
 }
 
 func (tg Target) retryLimit() int {
@@ -92,7 +124,7 @@ func (tg Target) Validate() error {
 	if len(tg.Shares) < 2 {
 		return fmt.Errorf("conformance: need at least 2 shares on different volumes, have %d", len(tg.Shares))
 	}
-	for _, s := range append(append([]string(nil), tg.Shares...), tg.SameVolumeShare) {
+	for _, s := range append(append([]string(nil), tg.Shares...), tg.SameVolumeShare, tg.HiddenShare) {
 		if strings.ContainsAny(s, `\/`) {
 			return fmt.Errorf("conformance: share %q: give bare share names, not paths", s)
 		}
@@ -111,6 +143,17 @@ func (tg Target) unmet(needs Need) string {
 		return "needs the server's shortened message sequence timer (Target.ServerTimer)"
 	case needs&NeedRetryLimit != 0 && tg.retryLimit() < 0:
 		return "the server has no SetContext retry limit"
+	case needs&NeedFiles != 0 && tg.Files == nil:
+		return "needs SMB access to the shares (Target.Files: -smb-user/-smb-password)"
+	case needs&NeedNonAdmin != 0 && tg.NonAdminDial == nil:
+		return "needs a non-administrator account (Target.NonAdminDial)"
+	case needs&NeedUnauth != 0 && tg.UnauthDial == nil:
+		return "needs a connection bound without RPC authentication that the server must refuse (Target.UnauthDial); " +
+			"the harness binds without RPC authentication, so the accepted levels (PKT_INTEGRITY, PKT_PRIVACY) are not checked"
+	case needs&NeedHiddenShare != 0 && tg.HiddenShare == "":
+		return "needs a share whose name ends in '$' (Target.HiddenShare)"
+	case needs&NeedCanary != 0 && tg.Canary == "":
+		return "needs an address the server could reach and the harness can listen on (Target.Canary)"
 	}
 	return ""
 }

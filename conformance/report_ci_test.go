@@ -14,9 +14,11 @@ import (
 )
 
 // TestReportThroughSmbd runs every check over ncacn_np through a real smbd
-// (the testbed: dir backend, spec mode, 1 s message sequence timer), writes
-// the Markdown report and prints its summary line, so that CI logs show
-// how fsrvpd fares behind smbd. No check may fail.
+// (the testbed, once with the dir and once with the btrfs backend: spec
+// mode, 1 s message sequence timer, the registry mirror so that srvsvc
+// sees the exposed shares, a non-administrator account), writes the
+// Markdown report and prints its summary line, so that CI logs show how
+// fsrvpd fares behind smbd. No check may fail.
 func TestReportThroughSmbd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: starts smbd and fsrvpd")
@@ -36,13 +38,20 @@ func TestReportThroughSmbd(t *testing.T) {
 		}
 		t.Skipf("Samba testbed: %s", why)
 	}
+	for _, backend := range []string{"dir", "btrfs"} {
+		t.Run(backend, func(t *testing.T) { reportThroughSmbd(t, backend) })
+	}
+}
+
+func reportThroughSmbd(t *testing.T, backend string) {
 	dir, err := os.MkdirTemp("", "fsrvpd-rep")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
-	bed, err := testbed.Up(ctx, testbed.Options{Dir: dir, SeqTimeout: time.Second, Log: t.Logf})
+	bed, err := testbed.Up(ctx, testbed.Options{Dir: dir, Backend: backend, SeqTimeout: time.Second,
+		RegistryMirror: true, NonAdmin: true, Log: t.Logf})
 	if err != nil {
 		os.RemoveAll(dir)
 		t.Fatal(err)
@@ -77,7 +86,7 @@ func TestReportThroughSmbd(t *testing.T) {
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
-	line := "fsrvpd conformance through smbd (ncacn_np): " + rep.SummaryLine()
+	line := "fsrvpd conformance through smbd (ncacn_np, " + backend + "): " + rep.SummaryLine()
 	t.Log(line)
 	fmt.Println(line)
 	for _, r := range rep.Results {

@@ -155,15 +155,26 @@ func TestParseNPTarget(t *testing.T) {
 
 func TestTestbedTarget(t *testing.T) {
 	env := map[string]string{"ADDR": "127.0.0.1", "PORT": "4455", "USER": "root", "PASSWORD": "pw",
-		"SHARES": "share1,share2,fsrvp_share", "SEQ_TIMEOUT": "1s"}
+		"SHARES": "share1,share2,fsrvp_share", "SEQ_TIMEOUT": "1s", "HIDDEN_SHARE": "hidden$"}
 	tg, err := conformance.TestbedTarget(env, conformance.NPConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tg.Dial == nil || tg.SecondDial != nil || tg.ServerTimer != time.Second || tg.ShareHost != "127.0.0.1" ||
+	if tg.Dial == nil || tg.SecondDial == nil || tg.Files == nil || tg.NonAdminDial != nil || tg.HiddenShare != "hidden$" ||
+		!strings.HasPrefix(tg.Canary, "127.") || strings.HasPrefix(tg.Canary, "127.0.0.") ||
+		tg.ServerTimer != time.Second || tg.ShareHost != "127.0.0.1" ||
 		strings.Join(tg.Shares, ",") != "share1,share2,fsrvp_share" || !strings.Contains(tg.Name, "ncacn_np:127.0.0.1[FssagentRpc]") {
 		t.Errorf("target = %+v", tg)
 	}
+	env["NONADMIN_USER"], env["NONADMIN_PASSWORD"] = "u", "p"
+	if tg, err := conformance.TestbedTarget(env, conformance.NPConfig{}); err != nil || tg.NonAdminDial == nil {
+		t.Errorf("NONADMIN_USER: NonAdminDial %v, %v", tg.NonAdminDial != nil, err)
+	}
+	env["ADDR"] = "192.0.2.1"
+	if tg, err := conformance.TestbedTarget(env, conformance.NPConfig{}); err != nil || tg.SecondDial != nil || tg.Canary != "" {
+		t.Errorf("a non-loopback target got a second client or a canary: %+v, %v", tg, err)
+	}
+	env["ADDR"] = "127.0.0.1"
 	delete(env, "SEQ_TIMEOUT")
 	if tg, err := conformance.TestbedTarget(env, conformance.NPConfig{}); err != nil || tg.ServerTimer != 0 {
 		t.Errorf("no SEQ_TIMEOUT: %v, %v", tg.ServerTimer, err)

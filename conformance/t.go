@@ -24,6 +24,7 @@ type T struct {
 	mu         sync.Mutex
 	c          *client.Client
 	second     *client.Client
+	files      Files
 	closers    []func() error
 	sets       []uuid.UUID // every set started: aborted at cleanup
 	cleanupFns []func()
@@ -49,6 +50,26 @@ func (t *T) Second() *client.Client {
 		t.second = t.dial(t.target.SecondDial, "second dial")
 	}
 	return t.second
+}
+
+// Files is SMB access to the shares (Target.Files), opened on first use.
+// Checks that use it declare NeedFiles.
+func (t *T) Files() Files {
+	t.Helper()
+	if t.files == nil {
+		if t.target.Files == nil {
+			t.Skipf("no SMB access to the shares")
+		}
+		f, err := t.target.Files(t.ctx)
+		if err != nil {
+			t.failNow("", "", "SMB session: "+err.Error())
+		}
+		t.mu.Lock()
+		t.files = f
+		t.closers = append(t.closers, f.Close)
+		t.mu.Unlock()
+	}
+	return t.files
 }
 
 // Helper is a no-op kept for symmetry with testing.T: helpers call it.

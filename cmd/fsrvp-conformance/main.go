@@ -52,8 +52,13 @@ const usage = `Usage:
   fsrvp-conformance testbed up|status|down [flags]   (testbed help: details)
 
 run checks an FSRVP server against MS-FSRVP: return codes, check order,
-state machine, share mappings, the message sequence timer. Every check
-cleans up what it creates. Nobody else may use the server meanwhile.
+state machine, share mappings, the message sequence timer, the exposed
+shares over SMB (point in time, read-only or writable, security
+descriptor, hidden shares, removal), access control and robustness.
+Every check cleans up what it creates. Nobody else may use the server
+meanwhile. Checks whose needs are not given (-timer, -second-client,
+-nonadmin-user, -hidden-share, -canary, SMB access) are skipped with the
+reason.
 
 Targets: HOST:PORT or ncacn_ip_tcp:HOST[PORT] dial FSRVP over TCP;
 ncacn_np:HOST[PIPE] opens the pipe (default FssagentRpc) through the SMB
@@ -89,6 +94,7 @@ func main() {
 type options struct {
 	target, shares, sameVolume, secondClient, shareHost string
 	testbedDir, user, password, clientConf, tortureBin  string
+	nonAdminUser, nonAdminPassword, hiddenShare, canary string
 	smbPort                                             int
 	timer, callTimeout                                  time.Duration
 	retryLimit                                          int
@@ -226,8 +232,8 @@ func parseFlags(cmd string, args []string, stderr io.Writer) (options, error) {
 	}
 	connection := func() {
 		fs.StringVar(&o.testbedDir, "testbed", "", "take target, port, account, shares and timer from DIR/testbed.json (fsrvp-conformance testbed up)")
-		fs.IntVar(&o.smbPort, "smb-port", 0, "SMB port of an ncacn_np target (default 445)")
-		fs.StringVar(&o.user, "user", "", "user of an ncacn_np target (DOMAIN\\user works)")
+		fs.IntVar(&o.smbPort, "smb-port", 0, "SMB port of an ncacn_np target, or of the SMB server of a TCP target for the exposure checks (default 445)")
+		fs.StringVar(&o.user, "user", "", "user of an ncacn_np target, or the SMB user of a TCP target (enables the exposure checks; DOMAIN\\user works)")
 		fs.StringVar(&o.password, "password", "", "password of -user")
 		fs.DurationVar(&o.timer, "timer", 0, "the server's shortened message sequence timer (enables the timer checks)")
 		fs.StringVar(&o.junit, "junit", "", "also write the report as JUnit XML to this file")
@@ -243,7 +249,11 @@ func parseFlags(cmd string, args []string, stderr io.Writer) (options, error) {
 		fs.StringVar(&o.target, "target", "", "server: HOST:PORT, ncacn_ip_tcp:HOST[PORT] or ncacn_np:HOST[PIPE] (required without -testbed)")
 		fs.StringVar(&o.shares, "shares", "", "two or more share names on different volumes, comma-separated (required without -testbed)")
 		fs.StringVar(&o.sameVolume, "same-volume-share", "", "a share on the volume of the first share (enables the same-volume checks)")
-		fs.StringVar(&o.secondClient, "second-client", "", "a local IP address to dial from as a second client, e.g. 127.0.0.2 (TCP targets)")
+		fs.StringVar(&o.secondClient, "second-client", "", "a local IP address to dial from as a second client, e.g. 127.0.0.2")
+		fs.StringVar(&o.nonAdminUser, "nonadmin-user", "", "an account that is no administrator (ncacn_np targets): enables security/non-admin-denied")
+		fs.StringVar(&o.nonAdminPassword, "nonadmin-password", "", "password of -nonadmin-user")
+		fs.StringVar(&o.hiddenShare, "hidden-share", "", "a share whose name ends in '$' (enables expose/hidden-share)")
+		fs.StringVar(&o.canary, "canary", "", "an IP address the server could reach and this machine can listen on, ports 445/139/135 (enables security/no-contact-named-host; default with a 127.0.0.1 testbed: a random 127.x address)")
 		fs.StringVar(&o.shareHost, "share-host", "", `host part of the UNC names sent (default: the target's host)`)
 		fs.IntVar(&o.retryLimit, "retry-limit", conformance.DefaultRetryLimit, "the server's SetContext retry limit, -1 for none")
 		fs.DurationVar(&o.callTimeout, "call-timeout", time.Minute, "limit of one RPC call")
@@ -344,6 +354,12 @@ func (o options) npEnv(env map[string]string) (out map[string]string, pipe strin
 	if o.set["shares"] {
 		out["SHARES"] = o.shares
 	}
+	if o.set["nonadmin-user"] {
+		out["NONADMIN_USER"], out["NONADMIN_PASSWORD"] = o.nonAdminUser, o.nonAdminPassword
+	}
+	if o.set["hidden-share"] {
+		out["HIDDEN_SHARE"] = o.hiddenShare
+	}
 	if out["USER"] == "" {
 		return nil, "", true, errors.New("an ncacn_np target needs -user and -password")
 	}
@@ -357,14 +373,20 @@ func (o options) buildTarget(env map[string]string) (conformance.Target, error) 
 	}
 	var tg conformance.Target
 	if isNP {
-		if o.secondClient != "" {
-			return tg, errors.New("-second-client works with TCP targets only")
-		}
-		tg, err = conformance.TestbedTarget(npEnv, conformance.NPConfig{Pipe: pipe, Timeout: o.callTimeout})
+		cfg := conformance.NPConfig{Pipe: pipe, Timeout: o.callTimeout}
+		tg, err = conformance.TestbedTarget(npEnv, cfg)
 		if err != nil {
 			return tg, err
 		}
+		if o.secondClient != "" {
+			port, _ := strconv.Atoi(npEnv["PORT"])
+			cfg.LocalAddr = o.secondClient
+			tg.SecondDial = conformance.NPDialer(npEnv["ADDR"], port, npEnv["USER"], npEnv["PASSWORD"], cfg)
+		}
 	} else {
+		if o.nonAdminUser != "" {
+			return tg, errors.New("-nonadmin-user works with ncacn_np targets only (ncacn_ip_tcp binds carry no identity)")
+		}
 		t, err := client.ParseTarget(o.target)
 		if err != nil {
 			return tg, err
@@ -385,6 +407,17 @@ func (o options) buildTarget(env map[string]string) (conformance.Target, error) 
 			}
 			tg.SecondDial = d
 		}
+		if o.user != "" {
+			port := o.smbPort
+			if port == 0 {
+				port = 445
+			}
+			tg.Files = conformance.SMBFiles(t.Host, port, o.user, o.password, o.callTimeout)
+		}
+		tg.HiddenShare = o.hiddenShare
+	}
+	if o.set["canary"] {
+		tg.Canary = o.canary
 	}
 	if o.set["shares"] || !isNP {
 		tg.Shares = nil

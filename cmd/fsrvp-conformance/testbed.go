@@ -112,6 +112,7 @@ func runTestbed(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fs.BoolVar(&o.RegistryMirror, "registry-mirror", false, `fsrvpd's [samba] registry_mirror: srvsvc lists snapshot shares (smbtorture share_sd)`)
 		fs.DurationVar(&o.SeqTimeout, "seq-timeout", 0, "fsrvpd's sequence_timeout (e.g. 1s); 0 keeps the spec's timers")
 		fs.StringVar(&o.FsrvpdBinary, "fsrvpd", "", "fsrvpd binary (default: build it)")
+		fs.BoolVar(&o.NonAdmin, "nonadmin", false, "add a user that is no administrator (NONADMIN_USER, NONADMIN_PASSWORD; deleted by down)")
 	case "down", "status":
 	default:
 		fmt.Fprintf(stderr, "fsrvp-conformance testbed: unknown command %q (want up, status or down)\n", sub)

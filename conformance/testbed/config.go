@@ -13,7 +13,10 @@ import (
 )
 
 // shareVolume maps each share to its volume (vol1..vol3).
-var shareVolume = map[string]string{"share1": "vol1", "share2": "vol2", "fsrvp_share": "vol3"}
+var shareVolume = map[string]string{"share1": "vol1", "share2": "vol2", "fsrvp_share": "vol3", HiddenShare: "vol1"}
+
+// allShares are ShareNames and HiddenShare.
+func allShares() []string { return append(append([]string(nil), ShareNames...), HiddenShare) }
 
 // makeVolumes creates the volumes and share directories: plain directories
 // for the dir backend; for btrfs a 1 GiB loop-mounted image with one
@@ -63,7 +66,7 @@ func (tb *Testbed) makeVolumes(ctx context.Context) error {
 			return err
 		}
 	}
-	for _, n := range ShareNames {
+	for _, n := range allShares() {
 		p := filepath.Join(root, shareVolume[n], n)
 		if tb.Agent == AgentSamba {
 			// Samba's agent snapshots the share's own subvolume.
@@ -87,7 +90,7 @@ func (tb *Testbed) makeVolumes(ctx context.Context) error {
 		}
 	}
 	os.Chmod(filepath.Join(tb.Dir, "ncalrpc"), 0o755)
-	for _, n := range ShareNames { // fsrvpd would create them at the first Expose
+	for _, n := range allShares() { // fsrvpd would create them at the first Expose
 		if err := os.MkdirAll(filepath.Join(tb.PreviousVersionsDir(), n), 0o755); err != nil {
 			return err
 		}
@@ -158,7 +161,7 @@ func (tb *Testbed) writeConfigs() error {
 	registry shares = yes
 	include = %[5]s
 `, d, tb.Port, NetbiosName, tb.SocketDir, tb.Include, privateGlobals(d, tb.Port, NetbiosName))
-	for _, n := range ShareNames {
+	for _, n := range allShares() {
 		// Previous Versions: fsrvpd links each exposed snapshot as
 		// <PreviousVersionsDir>/<share>/@GMT-...; shadow_copy2 lists them.
 		fmt.Fprintf(&b, "\n[%s]\n\tpath = %s\n\tread only = no\n\tvfs objects = shadow_copy2\n\tshadow:snapdir = %s\n\tshadow:mountpoint = %[2]s\n",
@@ -224,7 +227,7 @@ func (tb *Testbed) writeSambaAgentConfigs() error {
 	if n := tb.SeqTimeoutSeconds(); n > 0 {
 		fmt.Fprintf(&b, "\tfss: sequence timeout = %d\n", n)
 	}
-	for _, n := range ShareNames {
+	for _, n := range allShares() {
 		fmt.Fprintf(&b, "\n[%s]\n\tpath = %s\n\tread only = no\n\tvfs objects = btrfs shadow_copy2\n\tbtrfs: manipulate snapshots = yes\n\tshadow: snapdir = .\n",
 			n, tb.Shares[n])
 	}

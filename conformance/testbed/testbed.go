@@ -13,7 +13,7 @@
 //	npsock/np/                     external_rpc_pipe:socket_dir: fssagentrpc
 //	                               is fsrvpd's socket, every other pipe a
 //	                               symlink to samba-dcerpcd's in ncalrpc/np
-//	vol/vol1/share1 vol/vol2/share2 vol/vol3/fsrvp_share   (dir backend)
+//	vol/vol1/share1 vol/vol1/hidden$ vol/vol2/share2 vol/vol3/fsrvp_share (dir)
 //	btrfs.img, mnt/{vol1,vol2,vol3,snapshots}              (btrfs backend)
 //	previous-versions/<share>/     fsrvpd's @GMT links to exposed snapshots,
 //	                               the base shares' shadow_copy2 snapdir
@@ -43,6 +43,8 @@ package testbed
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -67,6 +69,10 @@ const (
 // ShareNames are the base shares: share1 and share2 on different volumes,
 // fsrvp_share (smbtorture's fixed name) on a third.
 var ShareNames = []string{"share1", "share2", "fsrvp_share"}
+
+// HiddenShare is a hidden share ('$') on share1's volume, for the
+// hidden-share check (MS-FSRVP §3.1.4.6 note <9>).
+const HiddenShare = "hidden$"
 
 // Options configure Up.
 type Options struct {
@@ -93,6 +99,9 @@ type Options struct {
 	// FsrvpdExtra is appended to fsrvpd's configuration (e.g. [[writer]]
 	// sections).
 	FsrvpdExtra string
+	// NonAdmin adds a unix and Samba user that is no administrator
+	// (NONADMIN_USER, NONADMIN_PASSWORD); Down deletes it.
+	NonAdmin bool
 	// Log receives progress lines; nil discards them.
 	Log func(format string, args ...any)
 }
@@ -134,6 +143,9 @@ type Testbed struct {
 	Mount string `json:"mount,omitempty"`
 	// Users are unix+Samba users added by AddUser, deleted by Down.
 	Users []string `json:"users,omitempty"`
+	// NonAdminUser and NonAdminPassword: Options.NonAdmin's account.
+	NonAdminUser     string `json:"nonadmin_user,omitempty"`
+	NonAdminPassword string `json:"nonadmin_password,omitempty"`
 
 	logf func(string, ...any)
 }
@@ -239,6 +251,15 @@ func Up(ctx context.Context, o Options) (_ *Testbed, err error) {
 	}
 	if err := tb.smbpasswd(ctx, User, Password); err != nil {
 		return nil, err
+	}
+	if o.NonAdmin {
+		var rnd [3]byte
+		rand.Read(rnd[:])
+		name, pw := "fsrvptb"+hex.EncodeToString(rnd[:]), "NonAdmin-"+hex.EncodeToString(rnd[:])
+		if err := tb.AddUser(ctx, name, pw); err != nil {
+			return nil, err
+		}
+		tb.NonAdminUser, tb.NonAdminPassword = name, pw
 	}
 	if err := tb.startSmbd(ctx); err != nil {
 		return nil, err
@@ -349,6 +370,10 @@ func (tb *Testbed) Env() map[string]string {
 		"COMPAT":       "spec",
 		"FSRVPD_PID":   strconv.Itoa(tb.FsrvpdPID),
 		"SMBD_PID":     strconv.Itoa(tb.SmbdPID),
+		"HIDDEN_SHARE": HiddenShare,
+	}
+	if tb.NonAdminUser != "" {
+		env["NONADMIN_USER"], env["NONADMIN_PASSWORD"] = tb.NonAdminUser, tb.NonAdminPassword
 	}
 	if tb.SambaCompat {
 		env["COMPAT"] = "samba"
