@@ -132,6 +132,7 @@ var Checks = slices.Concat([]Check{
 
 	{ID: "security/non-admin-denied", Section: secAccess, Title: "a non-administrator gets E_ACCESSDENIED from every method and changes nothing", Needs: NeedNonAdmin, Run: checkNonAdmin},
 	{ID: "security/unauthenticated-denied", Section: secAccess, Title: "a client bound at authentication level NONE gets E_ACCESSDENIED from every method", Needs: NeedUnauth, Run: checkUnauth},
+	{ID: "security/auth-levels", Section: secAccess, Title: "binds at PKT_INTEGRITY and PKT_PRIVACY are served; at CONNECT every method is E_ACCESSDENIED", Needs: NeedAuthLevels, Run: checkAuthLevels},
 	{ID: "security/no-contact-named-host", Section: secAdd + ", " + secSupported, Title: "the host named in ShareName is never contacted", Needs: NeedCanary, Run: checkNoContact},
 
 	{ID: "robust/malformed-share-names", Section: secNullArgs + ", " + secAdd, Title: "malformed ShareNames are refused by Add, IsPathSupported and IsPathShadowCopied", Run: checkRobustMalformed},

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/fsrvpd/fsrvpd/client"
 	"github.com/fsrvpd/fsrvpd/conformance"
+	"github.com/fsrvpd/fsrvpd/rpc/auth/ntlm"
 	"github.com/fsrvpd/fsrvpd/storage/storagetest"
 )
 
@@ -38,8 +40,8 @@ func TestConformance(t *testing.T) {
 }
 
 func testConformance(t *testing.T, bin, backend string) {
-	main := startDaemon(t, bin, backend, "")
-	timer := startDaemon(t, bin, backend, "1s")
+	main := startDaemon(t, bin, backend, "", "")
+	timer := startDaemon(t, bin, backend, "1s", "")
 
 	ctx := context.Background()
 	t.Run("checks", func(t *testing.T) {
@@ -55,6 +57,59 @@ func testConformance(t *testing.T, bin, backend string) {
 	for _, d := range []*daemon{main, timer} {
 		d.assertNothingLeaked(t)
 	}
+	if backend == "dir" {
+		// RPC authentication does not depend on the storage: one daemon
+		// that refuses unauthenticated binds, with an administrator and
+		// a plain account, runs the access checks once.
+		authd := startDaemon(t, bin, backend, "", authConf)
+		t.Run("checks/auth-daemon", func(t *testing.T) {
+			runChecks(ctx, t, authd.authTarget(t), func(c conformance.Check) bool {
+				return c.Needs&(conformance.NeedNonAdmin|conformance.NeedUnauth|conformance.NeedAuthLevels) != 0
+			})
+		})
+		authd.assertNothingLeaked(t)
+	}
+}
+
+// Accounts of the auth daemon (NTLM over ncacn_ip_tcp).
+const (
+	authAdmin, authAdminPW = "fsrvpadmin", "Admin-pw-1"
+	authUser, authUserPW   = "fsrvpuser", "User-pw-1"
+)
+
+var authConf = fmt.Sprintf(`[auth]
+mechanisms = ["ntlm", "spnego"]
+domain = "CONFTEST"
+
+[[auth.account]]
+user = %q
+nt_hash = %q
+admin = true
+
+[[auth.account]]
+user = %q
+nt_hash = %q
+`, authAdmin, ntHashHex(authAdminPW), authUser, ntHashHex(authUserPW))
+
+func ntHashHex(pw string) string {
+	h := ntlm.NTHash(pw)
+	return hex.EncodeToString(h[:])
+}
+
+// authTarget: Dial as the administrator at integrity, the non-admin
+// account, an unauthenticated bind, and binds at chosen levels.
+func (d *daemon) authTarget(t *testing.T) conformance.Target {
+	tg := d.target(t, 0)
+	as := func(user, pw, level string) conformance.Dialer {
+		return conformance.TCPDialer(d.addr, client.WithTimeout(time.Minute), client.WithAuth(client.Auth{
+			User: user, Domain: "CONFTEST", Password: pw, Level: level, Mechanism: client.MechanismNTLM}))
+	}
+	tg.Dial = as(authAdmin, authAdminPW, client.LevelIntegrity)
+	tg.SecondDial = nil
+	tg.NonAdminDial = as(authUser, authUserPW, client.LevelIntegrity)
+	tg.UnauthDial = conformance.TCPDialer(d.addr, client.WithTimeout(time.Minute))
+	tg.AuthDial = func(level string) conformance.Dialer { return as(authAdmin, authAdminPW, level) }
+	return tg
 }
 
 func runChecks(ctx context.Context, t *testing.T, tg conformance.Target, want func(conformance.Check) bool) {
@@ -106,7 +161,7 @@ type daemon struct {
 // temporary directory; with btrfs they are subvolumes of a loop-mounted
 // btrfs filesystem; with zfs they are datasets pool/vol1 and pool/vol2 of
 // a file-backed test pool (clones go to pool/fsrvp, outside the volumes).
-func startDaemon(t *testing.T, bin, backend, timer string) *daemon {
+func startDaemon(t *testing.T, bin, backend, timer, auth string) *daemon {
 	t.Helper()
 	d := &daemon{dir: t.TempDir()}
 	d.stateDir = filepath.Join(d.dir, "state")
@@ -142,9 +197,12 @@ func startDaemon(t *testing.T, bin, backend, timer string) *daemon {
 			t.Fatal(err)
 		}
 	}
-	timerLine := ""
+	timerLine := "allow_unauthenticated = true\n"
+	if auth != "" {
+		timerLine = "" // auth: the [auth] accounts, unauthenticated binds refused
+	}
 	if timer != "" {
-		timerLine = fmt.Sprintf("sequence_timeout = %q\n", timer)
+		timerLine += fmt.Sprintf("sequence_timeout = %q\n", timer)
 	}
 	conf := fmt.Sprintf(`[server]
 name = "CONFTEST"
@@ -155,7 +213,7 @@ log_level = "info"
 log_format = "json"
 
 [fsrvp]
-allow_unauthenticated = true
+%s
 %s
 %s
 [[share]]
@@ -169,7 +227,7 @@ path = %q
 [[share]]
 name = "share3"
 path = %q
-`, d.stateDir, timerLine, storageConf, filepath.Join(vol1, "share1"), filepath.Join(vol2, "share2"), filepath.Join(vol1, "share3"))
+`, d.stateDir, timerLine, storageConf, auth, filepath.Join(vol1, "share1"), filepath.Join(vol2, "share2"), filepath.Join(vol1, "share3"))
 	confPath := filepath.Join(d.dir, "fsrvpd.toml")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
@@ -251,6 +309,7 @@ func (d *daemon) target(t *testing.T, timer time.Duration) conformance.Target {
 		SameVolumeShare: "share3",
 		ShareHost:       "127.0.0.1",
 		ServerTimer:     timer,
+		Canary:          conformance.LoopbackCanary(),
 	}
 	if l, err := net.Listen("tcp", "127.0.0.2:0"); err == nil {
 		l.Close()

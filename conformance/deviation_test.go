@@ -391,6 +391,7 @@ var deviations = func() map[string]deviation {
 
 		"security/non-admin-denied":       {nonAdminAllowed: true},
 		"security/unauthenticated-denied": {allowUnauth: true},
+		"security/auth-levels":            {minConnect: true},
 		"security/no-contact-named-host": first("Add", func(_ *deviant, _ context.Context, req any) {
 			if c, err := net.DialTimeout("tcp", net.JoinHostPort(uncHost(shareOf(req)), "445"), time.Second); err == nil {
 				c.Close()

@@ -28,6 +28,7 @@ import (
 	"github.com/fsrvpd/fsrvpd/client"
 	"github.com/fsrvpd/fsrvpd/conformance"
 	"github.com/fsrvpd/fsrvpd/rpc"
+	"github.com/fsrvpd/fsrvpd/rpc/auth/ntlm"
 	"github.com/fsrvpd/fsrvpd/server/fsrvp"
 	"github.com/fsrvpd/fsrvpd/server/state"
 	"github.com/fsrvpd/fsrvpd/shares"
@@ -50,12 +51,12 @@ type deviation struct {
 	// Target declares.
 	realTimer time.Duration
 	// allowUnauth lets unauthenticated clients in; nonAdminAllowed lets
-	// the non-administrator in.
-	allowUnauth, nonAdminAllowed bool
+	// the non-administrator in; minConnect accepts binds at level CONNECT.
+	allowUnauth, nonAdminAllowed, minConnect bool
 }
 
 func (d deviation) none() bool {
-	return d.before == nil && d.after == nil && d.fault == nil && d.files == nil && d.realTimer == 0 && !d.allowUnauth && !d.nonAdminAllowed
+	return d.before == nil && d.after == nil && d.fault == nil && d.files == nil && d.realTimer == 0 && !d.allowUnauth && !d.nonAdminAllowed && !d.minConnect
 }
 
 // deviant wraps the real handler h with a deviation, and tracks what the
@@ -300,7 +301,7 @@ func newFakeServer(t *testing.T, dev deviation, timer time.Duration) (conformanc
 		Logger: logrus.NewEntry(logger), ServerName: "FAKE",
 		ShortTimeout: real, LongTimeout: real,
 		Prepare: func(context.Context, []string) error { return nil },
-		Access:  fsrvp.AccessPolicy{AllowUnauthenticated: dev.allowUnauth},
+		Access:  fsrvp.AccessPolicy{AllowUnauthenticated: dev.allowUnauth, MinLevel: map[bool]uint8{true: rpc.AuthLevelConnect}[dev.minConnect]},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -311,7 +312,9 @@ func newFakeServer(t *testing.T, dev deviation, timer time.Duration) (conformanc
 		extra = []string{nonAdminSID}
 	}
 	fs.dev = &deviant{h: fsrvp.Handler{S: svc, BackupSIDs: extra}, dev: dev, prepared: map[uuid.UUID]bool{}, timedOut: map[uuid.UUID]bool{}, calls: map[string]int{}}
-	srv := &rpc.Server{Logger: logrus.NewEntry(logger)}
+	accounts := ntlm.NewAccounts([]ntlm.Account{{User: fakeAdmin, NTHash: ntlm.NTHash(fakePassword), SIDs: []string{"S-1-5-21-1-2-3-500", rpc.SIDAdministrators}}})
+	srv := &rpc.Server{Logger: logrus.NewEntry(logger),
+		Auth: []rpc.AuthProvider{ntlm.NewProvider(ntlm.Config{ServerName: "FAKE", DomainName: "FAKEDOM", Verifier: accounts})}}
 	srv.Register(fssagent.FileServerVSSAgentSyntaxV1_0, fssagent.NewFileServerVSSAgentServerHandle(fs.dev))
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -352,6 +355,10 @@ func newFakeServer(t *testing.T, dev deviation, timer time.Duration) (conformanc
 	fs.canary = fmt.Sprintf("127.%d.%d.%d", 100+os.Getpid()%100, time.Now().Nanosecond()%250+1, len(t.Name())%250+1)
 	return conformance.Target{
 		Name: "in-process fsrvpd" + map[bool]string{false: " (deviant)", true: ""}[dev.none()],
+		AuthDial: func(level string) conformance.Dialer {
+			return conformance.TCPDialer(unauth, client.WithTimeout(30*time.Second), client.WithAuth(client.Auth{
+				User: fakeAdmin, Domain: "FAKEDOM", Password: fakePassword, Level: level, Mechanism: client.MechanismNTLM}))
+		},
 		Dial: dial(admin), SecondDial: second, NonAdminDial: dial(nonAdmin), UnauthDial: dial(unauth),
 		Shares: []string{"share1", "share2"}, SameVolumeShare: "share3", HiddenShare: "hidden$",
 		ShareHost: "127.0.0.1", ServerTimer: timer, Canary: fs.canary,
@@ -367,7 +374,11 @@ func (w testLogWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-const nonAdminSID = "S-1-5-21-1-2-3-1000"
+const (
+	nonAdminSID  = "S-1-5-21-1-2-3-1000"
+	fakeAdmin    = "admin"
+	fakePassword = "fake-admin-pw"
+)
 
 // fakeFiles is the SMB side of the fake: base shares are their
 // directories, exposed shares what the exposer published (read-only ones

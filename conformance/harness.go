@@ -32,6 +32,9 @@ const (
 	// NeedUnauth: Target.UnauthDial, a client bound without RPC
 	// authentication that the server must refuse.
 	NeedUnauth
+	// NeedAuthLevels: Target.AuthDial, binds at chosen authentication
+	// levels.
+	NeedAuthLevels
 	// NeedHiddenShare: Target.HiddenShare.
 	NeedHiddenShare
 	// NeedCanary: Target.Canary, an address the server could reach and
@@ -92,6 +95,10 @@ type Target struct {
 	// level NONE, which §3.1.4 says the server must refuse (leave it nil
 	// when Dial itself binds so, e.g. ncacn_np behind smbd).
 	UnauthDial Dialer
+	// AuthDial, optional, connects as an administrator whose bind is
+	// authenticated at level (client.LevelConnect, LevelIntegrity,
+	// LevelPrivacy).
+	AuthDial func(level string) Dialer
 	// HiddenShare, optional, is a share whose name ends in '$', on a
 	// volume of its own or of Shares[0].
 	HiddenShare string
@@ -148,8 +155,10 @@ func (tg Target) unmet(needs Need) string {
 	case needs&NeedNonAdmin != 0 && tg.NonAdminDial == nil:
 		return "needs a non-administrator account (Target.NonAdminDial)"
 	case needs&NeedUnauth != 0 && tg.UnauthDial == nil:
-		return "needs a connection bound without RPC authentication that the server must refuse (Target.UnauthDial); " +
-			"the harness binds without RPC authentication, so the accepted levels (PKT_INTEGRITY, PKT_PRIVACY) are not checked"
+		return "needs a connection bound without RPC authentication that the server must refuse (Target.UnauthDial: " +
+			"ncacn_ip_tcp with -rpc-user; over ncacn_np the SMB session may stand for it)"
+	case needs&NeedAuthLevels != 0 && tg.AuthDial == nil:
+		return "needs binds authenticated at chosen levels (Target.AuthDial: ncacn_ip_tcp with -rpc-user/-rpc-password)"
 	case needs&NeedHiddenShare != 0 && tg.HiddenShare == "":
 		return "needs a share whose name ends in '$' (Target.HiddenShare)"
 	case needs&NeedCanary != 0 && tg.Canary == "":

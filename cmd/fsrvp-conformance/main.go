@@ -95,6 +95,7 @@ type options struct {
 	target, shares, sameVolume, secondClient, shareHost string
 	testbedDir, user, password, clientConf, tortureBin  string
 	nonAdminUser, nonAdminPassword, hiddenShare, canary string
+	rpcUser, rpcPassword                                string
 	smbPort                                             int
 	timer, callTimeout                                  time.Duration
 	retryLimit                                          int
@@ -250,8 +251,10 @@ func parseFlags(cmd string, args []string, stderr io.Writer) (options, error) {
 		fs.StringVar(&o.shares, "shares", "", "two or more share names on different volumes, comma-separated (required without -testbed)")
 		fs.StringVar(&o.sameVolume, "same-volume-share", "", "a share on the volume of the first share (enables the same-volume checks)")
 		fs.StringVar(&o.secondClient, "second-client", "", "a local IP address to dial from as a second client, e.g. 127.0.0.2")
-		fs.StringVar(&o.nonAdminUser, "nonadmin-user", "", "an account that is no administrator (ncacn_np targets): enables security/non-admin-denied")
+		fs.StringVar(&o.nonAdminUser, "nonadmin-user", "", "an account that is no administrator (the SMB user of ncacn_np targets, the RPC user of TCP targets with -rpc-user): enables security/non-admin-denied")
 		fs.StringVar(&o.nonAdminPassword, "nonadmin-password", "", "password of -nonadmin-user")
+		fs.StringVar(&o.rpcUser, "rpc-user", "", "authenticate the RPC binds of a TCP target (NTLM, PKT_INTEGRITY) as this administrator (DOMAIN\\user works): enables security/auth-levels and security/unauthenticated-denied")
+		fs.StringVar(&o.rpcPassword, "rpc-password", "", "password of -rpc-user")
 		fs.StringVar(&o.hiddenShare, "hidden-share", "", "a share whose name ends in '$' (enables expose/hidden-share)")
 		fs.StringVar(&o.canary, "canary", "", "an IP address the server could reach and this machine can listen on, ports 445/139/135 (enables security/no-contact-named-host; default with a 127.0.0.1 testbed: a random 127.x address)")
 		fs.StringVar(&o.shareHost, "share-host", "", `host part of the UNC names sent (default: the target's host)`)
@@ -384,8 +387,8 @@ func (o options) buildTarget(env map[string]string) (conformance.Target, error) 
 			tg.SecondDial = conformance.NPDialer(npEnv["ADDR"], port, npEnv["USER"], npEnv["PASSWORD"], cfg)
 		}
 	} else {
-		if o.nonAdminUser != "" {
-			return tg, errors.New("-nonadmin-user works with ncacn_np targets only (ncacn_ip_tcp binds carry no identity)")
+		if o.nonAdminUser != "" && o.rpcUser == "" {
+			return tg, errors.New("-nonadmin-user needs -rpc-user with a TCP target (unauthenticated binds carry no identity)")
 		}
 		t, err := client.ParseTarget(o.target)
 		if err != nil {
@@ -399,6 +402,21 @@ func (o options) buildTarget(env map[string]string) (conformance.Target, error) 
 			Dial:        conformance.TCPDialer(o.target, client.WithTimeout(o.callTimeout)),
 			ShareHost:   t.Host,
 			ServerTimer: o.timer,
+		}
+		if o.rpcUser != "" {
+			as := func(user, pw, level string) conformance.Dialer {
+				return conformance.TCPDialer(o.target, client.WithTimeout(o.callTimeout),
+					client.WithAuth(client.Auth{User: user, Password: pw, Level: level}))
+			}
+			tg.UnauthDial = tg.Dial
+			tg.Dial = as(o.rpcUser, o.rpcPassword, client.LevelIntegrity)
+			tg.AuthDial = func(level string) conformance.Dialer { return as(o.rpcUser, o.rpcPassword, level) }
+			if o.nonAdminUser != "" {
+				tg.NonAdminDial = as(o.nonAdminUser, o.nonAdminPassword, client.LevelIntegrity)
+			}
+			if o.secondClient != "" {
+				return tg, errors.New("-second-client binds without authentication: not with -rpc-user")
+			}
 		}
 		if o.secondClient != "" {
 			d, err := conformance.TCPDialerFrom(t.String(), o.secondClient, o.callTimeout)
