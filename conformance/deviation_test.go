@@ -3,9 +3,11 @@ package conformance_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -68,6 +70,12 @@ func TestEveryCheckCanFail(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: one in-process server per check")
 	}
+	var failed atomic.Int32
+	t.Cleanup(func() { // after the parallel subtests
+		line := fmt.Sprintf("conformance checks proven to fail against a deviant server: %d of %d", failed.Load(), len(conformance.Checks))
+		t.Log(line)
+		fmt.Println(line)
+	})
 	for _, c := range conformance.Checks {
 		dev, ok := deviations[c.ID]
 		if !ok {
@@ -86,6 +94,7 @@ func TestEveryCheckCanFail(t *testing.T) {
 			case strings.HasPrefix(res.Message, "setup:"):
 				t.Errorf("%s failed in its setup, not in its assertions: %s", c.ID, res.Message)
 			default:
+				failed.Add(1)
 				t.Logf("fails as it should: %s (expected %s, observed %s)", res.Message, res.Expected, res.Observed)
 			}
 		})

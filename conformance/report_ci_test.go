@@ -15,7 +15,8 @@ import (
 
 // TestReportThroughSmbd runs every check over ncacn_np through a real smbd
 // (the testbed, once with the dir and once with the btrfs backend: spec
-// mode, 1 s message sequence timer, the registry mirror so that srvsvc
+// mode, 2 s message sequence timer (1 s is tight for a loaded machine
+// under the race detector), the registry mirror so that srvsvc
 // sees the exposed shares, a non-administrator account), writes the
 // Markdown report and prints its summary line, so that CI logs show how
 // fsrvpd fares behind smbd. No check may fail.
@@ -50,7 +51,7 @@ func reportThroughSmbd(t *testing.T, backend string) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
-	bed, err := testbed.Up(ctx, testbed.Options{Dir: dir, Backend: backend, SeqTimeout: time.Second,
+	bed, err := testbed.Up(ctx, testbed.Options{Dir: dir, Backend: backend, SeqTimeout: 2 * time.Second,
 		RegistryMirror: true, NonAdmin: true, Log: t.Logf})
 	if err != nil {
 		os.RemoveAll(dir)
