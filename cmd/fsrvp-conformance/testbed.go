@@ -51,6 +51,9 @@ stderr). The keys are stable:
   USER, PASSWORD       the admin account (root, in the private passdb)
   SHARES               share1,share2,fsrvp_share
   SHARE1_PATH SHARE2_PATH FSRVP_SHARE_PATH   the base shares' directories
+  HIDDEN_SHARE         hidden$, a hidden share on share1's volume
+  NONADMIN_USER, NONADMIN_PASSWORD   an account that is no administrator,
+                       only with -nonadmin (deleted by down)
   NETBIOS_NAME         smbd's and fsrvpd's server name
   SMBCONF              smbd's smb.conf
   CLIENT_CONF          smb.conf for client tools (-s / --configfile=):
