@@ -237,6 +237,9 @@ func TestSQLiteWriterConsistentSnapshot(t *testing.T) {
 		if md, err := vss.ParseWriterMetadata(wm); err != nil || md.Identification.FriendlyName != "ledger" {
 			t.Fatalf("writer metadata %v", err)
 		}
+		if _, err := vss.ReadSet(os.DirFS(docs)); err != nil {
+			t.Fatal(err)
+		}
 		t.Logf("freeze window %d µs", st.Writers[0].FreezeWindowMicroseconds)
 
 		if err := cl.Delete(ctx, res.ShadowCopySetID, res.Mappings); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/hirochachacha/go-smb2"
 	"github.com/oiweiwei/go-msrpc/dcerpc"
 	msmb2 "github.com/oiweiwei/go-msrpc/smb2"
 	"github.com/oiweiwei/go-msrpc/ssp"
@@ -149,6 +151,33 @@ command = ["sh", "-c", "echo annotated $FSRVPD_SET_ID"]
 			t.Fatalf("%s is listed", docs)
 		}
 	}
+	// The whole set, read with go-smb2 (what a Go requestor does).
+	nc, err := net.Dial("tcp", tb.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	sess, err := (&smb2.Dialer{Initiator: &smb2.NTLMInitiator{User: testbed.User, Password: testbed.Password}}).Dial(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Logoff()
+	share, err := sess.Mount(`\\127.0.0.1\` + docs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer share.Umount()
+	vset, err := vss.ReadSet(share.DirFS("."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vset.Writer(instanceID) == nil || len(vset.Components.Writers) != 1 {
+		t.Fatalf("set read over SMB: %+v", vset)
+	}
+	if err := share.WriteFile("intruder.xml", []byte("x"), 0o644); err == nil {
+		t.Fatal("go-smb2 wrote to the documents share")
+	}
+
 	// The same documents through the private writer-control interface on
 	// smbd's \PIPE\FssagentRpc, authorized by the SMB session.
 	cred := credential.NewFromPassword(testbed.User, testbed.Password)
