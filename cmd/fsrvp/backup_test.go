@@ -84,8 +84,11 @@ func TestBackupCLI(t *testing.T) {
 	}
 	smb := "-smb=" + tb.Addr()
 	dest := filepath.Join(t.TempDir(), "b1")
-	out, err := cli("backup", "-pipe", smb, dest, "share1", "share2").CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "backed up 2 share(s)") || !strings.Contains(string(out), "7 files copied") {
+	// -owner: IsPathSupported names the testbed's NetBIOS name as the owner;
+	// the backup follows it to the target given for that name.
+	out, err := cli("-v", "backup", "-pipe", smb, "-owner", testbed.NetbiosName+"=ncacn_np:127.0.0.1", dest, "share1", "share2").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "backed up 2 share(s)") || !strings.Contains(string(out), "7 files copied") ||
+		!strings.Contains(string(out), "following OwnerMachineName") {
 		t.Fatalf("backup: %v\n%s", err, out)
 	}
 	for _, p := range []string{"catalog.json", "data/share1/f2.bin", "data/share2/README.txt"} {
