@@ -41,7 +41,8 @@ type RestoreOptions struct {
 	// no component are not restored.
 	Include, Exclude []string
 	ComponentsOnly   bool
-	// Services runs STOP_RESTART_SERVICE hooks; nil fails such components.
+	// Services runs STOP_RESTART_SERVICE hooks (WriterControl for fsrvpd);
+	// nil fails such components, except with ToDir, where no service runs.
 	Services ServiceControl
 	Progress *Progress
 	Log      *logrus.Entry
@@ -389,6 +390,13 @@ func (r *restorer) component(ctx context.Context, pc *plannedComponent) RestoreO
 		return relocate("RESTORE_TO_ALTERNATE_LOCATION")
 
 	case vss.StopRestartService:
+		if r.o.ToDir != "" {
+			res := inPlace()
+			if res.Action == ActionRestored {
+				res.Message += " (into a directory: no service stopped)"
+			}
+			return res
+		}
 		if r.o.Services == nil {
 			return fail("STOP_RESTART_SERVICE needs the writer's service hooks on the server (not available for this target)")
 		}

@@ -18,29 +18,10 @@ import (
 	"github.com/fsrvpd/fsrvpd/conformance/testbed"
 )
 
-// fakeServices records the service hooks; during records what the
-// restored file held while the service was stopped.
-type fakeServices struct {
-	calls   []string
-	check   func() string
-	during  string
-	failing bool
-}
-
-func (f *fakeServices) StopService(_ context.Context, w vss.Identification, svc string) error {
-	f.calls = append(f.calls, "stop "+w.FriendlyName+" "+svc)
-	return nil
-}
-
-func (f *fakeServices) StartService(_ context.Context, w vss.Identification, svc string) error {
-	f.during = f.check()
-	f.calls = append(f.calls, "start "+w.FriendlyName+" "+svc)
-	return nil
-}
-
 // restoreWriter is fsrvpd's configuration of a writer with one component
 // per restore method, on share1 (s1); alternate locations on share2 (s2).
-// Its service hooks record their calls in state.
+// Its service hooks record their calls in state; the start hook also
+// copies what svc/s.dat holds at that time to state.during.
 func restoreWriter(s1, s2, state string) string {
 	group := func(name, restore string) string {
 		return fmt.Sprintf(`
@@ -84,8 +65,8 @@ user_procedure = "run testwriter-restore --from the backup"`) +
 [writer.hooks.service-stop]
 command = ["sh", "-c", "echo stop >> %[1]s"]
 [writer.hooks.service-start]
-command = ["sh", "-c", "echo start >> %[1]s"]
-`, state)
+command = ["sh", "-c", "cat %[2]s/svc/s.dat > %[1]s.during; echo start >> %[1]s"]
+`, state, s1)
 }
 
 func outcome(t *testing.T, res *requestor.RestoreResult, name string) requestor.RestoreOutcome {
@@ -108,7 +89,6 @@ func TestRestoreMethods(t *testing.T) {
 	dir, s1, s2 := bedDir(t)
 	state := filepath.Join(t.TempDir(), "service-state")
 	b := upTestbed(t, testbed.Options{Dir: dir, FsrvpdExtra: restoreWriter(s1, s2, state)})
-	_ = state
 	orig := map[string]string{}
 	for _, f := range []string{"db/main.db", "db/main.log", "busy/b.dat", "fresh/f.txt", "fresh/sub/g.txt",
 		"alt/a.dat", "svc/s.dat", "reboot/r.sys", "custom/c.dat", "plain.txt"} {
@@ -131,7 +111,9 @@ func TestRestoreMethods(t *testing.T) {
 	// share read and write, not delete).
 	holder := holdOpen(t, b, "share1", `db\main.db`, `busy\b.dat`)
 
-	svc := &fakeServices{check: func() string { return read(filepath.Join(s1, "svc", "s.dat")) }}
+	// The service hooks run on the server through fsrvpd's writer control,
+	// over the same pipe as FSRVP.
+	svc := &requestor.WriterControl{Target: b.target(), SMB: b.smb}
 	res, err := requestor.Restore(context.Background(), requestor.RestoreOptions{
 		Backup: dest, SMB: b.smb, Services: svc,
 	})
@@ -169,9 +151,9 @@ func TestRestoreMethods(t *testing.T) {
 		t.Errorf("alt: %+v", o)
 	}
 	// STOP_RESTART_SERVICE: stop, restore, start.
-	if o := outcome(t, res, "svc"); o.Action != requestor.ActionRestored || strings.Join(svc.calls, ",") != "stop TestWriter testd,start TestWriter testd" ||
-		svc.during != orig["svc/s.dat"] {
-		t.Errorf("svc: %+v, calls %v, content before start %q", o, svc.calls, svc.during)
+	if o := outcome(t, res, "svc"); o.Action != requestor.ActionRestored || read(state) != "stop\nstart\n" ||
+		read(state+".during") != orig["svc/s.dat"] || read(filepath.Join(s1, "svc", "s.dat")) != orig["svc/s.dat"] {
+		t.Errorf("svc: %+v, hooks ran %q, the file held %d bytes when the service started", o, read(state), len(read(state+".during")))
 	}
 	// REPLACE_AT_REBOOT and CUSTOM: instructions, nothing written.
 	for _, n := range []string{"reboot", "custom"} {
@@ -238,11 +220,13 @@ func TestRestoreMethods(t *testing.T) {
 
 	// An alternate path: a local directory.
 	to := t.TempDir()
-	if _, err := requestor.Restore(context.Background(), requestor.RestoreOptions{Backup: dest, ToDir: to, Include: []string{"db"}}); err != nil {
+	res, err = requestor.Restore(context.Background(), requestor.RestoreOptions{Backup: dest, ToDir: to, Include: []string{"db", "svc"}})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if read(filepath.Join(to, "share1", "db", "main.db")) != orig["db/main.db"] {
-		t.Error("restore -to DIR")
+	if read(filepath.Join(to, "share1", "db", "main.db")) != orig["db/main.db"] || read(filepath.Join(to, "share1", "svc", "s.dat")) != orig["svc/s.dat"] ||
+		outcome(t, res, "svc").Action != requestor.ActionRestored || read(state) != "stop\nstart\n" {
+		t.Errorf("restore -to DIR: %+v; service hooks %q", res.Components, read(state))
 	}
 }
 

@@ -80,7 +80,7 @@ var commands = []command{
 	{"delete", "-from <file|-> | <set> <sc>=<share>...", "delete the mappings of a set (its shadow copies go with the last one)", runDelete},
 	{"backup", "[-smb host[:port]] [-pipe] [-workers n] [-incremental-from dir] [-include spec] [-exclude spec] <dest> <share>...", "back up shares through a shadow copy set into dest (data, documents, catalog)", runBackup},
 	{"verify", "<backup dir>", "check a backup against its catalog (sizes and SHA-256)", runVerify},
-	{"restore", "[-smb host[:port]] [-to dir] [-map-share b=t] [-include spec] [-exclude spec] [-components-only] <backup dir>", "restore a backup, each writer component with its restore method", runRestore},
+	{"restore", "[-smb host[:port]] [-pipe] [-to dir] [-map-share b=t] [-include spec] [-exclude spec] [-components-only] <backup dir>", "restore a backup, each writer component with its restore method", runRestore},
 	{"version", "", "GetSupportedVersion", runVersion},
 	{"set-context", "<backup|file_share_backup|nas_rollback|app_rollback|number> [ro|rw]", "SetContext", runSetContext},
 	{"start", "[-client-id uuid]", "StartShadowCopySet; prints the set id", runStart},

@@ -4,8 +4,10 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net"
 	"strings"
 
+	"github.com/fsrvpd/fsrvpd/client"
 	"github.com/fsrvpd/fsrvpd/client/requestor"
 )
 
@@ -19,6 +21,7 @@ func runRestore(a *app, ctx context.Context, args []string) error {
 	fs.Var(&include, "include", "component `spec` to restore, [writer:]logical/path/name or a glob (repeatable; default all)")
 	fs.Var(&exclude, "exclude", "component `spec` not to restore (repeatable)")
 	componentsOnly := fs.Bool("components-only", false, "restore only writer components, not the files outside them")
+	pipe := fs.Bool("pipe", false, "reach fsrvpd's writer control (service hooks of STOP_RESTART_SERVICE) over \\PIPE\\FssagentRpc on the SMB server instead of ncacn_ip_tcp to -server")
 	rest, err := a.subcommand("restore", fs, args, 1, 1)
 	if err != nil {
 		return err
@@ -36,6 +39,15 @@ func runRestore(a *app, ctx context.Context, args []string) error {
 		if o.SMB, err = a.smbTarget(*smbAddr, *user); err != nil {
 			return err
 		}
+		wc := &requestor.WriterControl{Target: a.server, SMB: o.SMB, Options: a.clientOptions()}
+		if *pipe {
+			host, _, err := net.SplitHostPort(o.SMB.Addr)
+			if err != nil {
+				host = o.SMB.Addr
+			}
+			wc.Target = "ncacn_np:" + host + "[" + client.DefaultPipe + "]"
+		}
+		o.Services = wc
 	}
 	res, err := requestor.Restore(ctx, o)
 	if res == nil {
