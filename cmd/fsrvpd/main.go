@@ -42,14 +42,7 @@ type flags struct {
 
 func parseFlags(args []string) (flags, error) {
 	var f flags
-	fs := flag.NewFlagSet("fsrvpd", flag.ContinueOnError)
-	fs.StringVar(&f.config, "config", defaultConfig, "configuration file")
-	fs.BoolVar(&f.demo, "demo", false, "run the embedded demo configuration (loopback, dir backend, shares share1 and share2)")
-	fs.StringVar(&f.stateDir, "state-dir", filepath.Join(os.TempDir(), "fsrvpd-demo"), "state directory of -demo")
-	fs.StringVar(&f.listen, "listen", "", "FSRVP ncacn_ip_tcp address host:port (overrides the configuration)")
-	fs.StringVar(&f.epm, "epm", "", `endpoint mapper address host:port, "" to disable (overrides the configuration)`)
-	fs.BoolVar(&f.check, "check-config", false, "validate the configuration and exit")
-	fs.StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error (overrides the configuration)")
+	fs := newFlagSet(&f)
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}
@@ -59,6 +52,24 @@ func parseFlags(args []string) (flags, error) {
 	f.set = map[string]bool{}
 	fs.Visit(func(fl *flag.Flag) { f.set[fl.Name] = true })
 	return f, nil
+}
+
+// newFlagSet defines fsrvpd's flags into f.
+func newFlagSet(f *flags) *flag.FlagSet {
+	fs := flag.NewFlagSet("fsrvpd", flag.ContinueOnError)
+	fs.StringVar(&f.config, "config", defaultConfig, "configuration file")
+	fs.BoolVar(&f.demo, "demo", false, "run the embedded demo configuration (loopback, dir backend, shares share1 and share2)")
+	fs.StringVar(&f.stateDir, "state-dir", filepath.Join(os.TempDir(), "fsrvpd-demo"), "state directory of -demo")
+	fs.StringVar(&f.listen, "listen", "", "FSRVP ncacn_ip_tcp address host:port (overrides the configuration)")
+	fs.StringVar(&f.epm, "epm", "", `endpoint mapper address host:port, "" to disable (overrides the configuration)`)
+	fs.BoolVar(&f.check, "check-config", false, "validate the configuration and exit")
+	fs.StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error (overrides the configuration)")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "Usage: fsrvpd [-config FILE] [flags]\n       fsrvpd doctor [-config FILE] [-json]\n\nFlags:\n")
+		fs.PrintDefaults()
+		fmt.Fprint(fs.Output(), "\nSee fsrvpd(8) and fsrvpd doctor -h.\n")
+	}
+	return fs
 }
 
 func loadConfig(f flags) (config.Config, error) {
