@@ -47,3 +47,21 @@ func TestDoctorCommand(t *testing.T) {
 		t.Errorf("fsrvpd doctor -h: exit %d", code)
 	}
 }
+
+// Every TOML example of the deployment guide is a valid configuration.
+func TestDeploymentExamples(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("dist", "DEPLOYMENT.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := strings.Split(string(data), "```toml\n")[1:]
+	if len(blocks) < 3 {
+		t.Fatalf("%d TOML examples, want at least 3", len(blocks))
+	}
+	for i, b := range blocks {
+		b, _, _ = strings.Cut(b, "```")
+		if _, err := config.Parse([]byte(b)); err != nil {
+			t.Errorf("example %d: %v\n%s", i+1, err, b)
+		}
+	}
+}
