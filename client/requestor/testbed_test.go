@@ -227,7 +227,7 @@ func (w cancelWriter) Write(p []byte) (int, error) { w.cancel(); return len(p), 
 func TestBackupInterruptedLeavesNothing(t *testing.T) {
 	b := upTestbed(t, testbed.Options{})
 	for i := 0; i < 8; i++ {
-		writeFile(t, filepath.Join(b.Shares["share1"], "f"+string(rune('a'+i))), 8<<20)
+		writeFile(t, filepath.Join(b.Shares["share1"], "f"+string(rune('a'+i))), 2<<20)
 	}
 	writeFile(t, filepath.Join(b.Shares["share2"], "g"), 1<<20)
 	ctx, cancel := context.WithCancel(context.Background())

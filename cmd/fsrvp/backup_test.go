@@ -127,7 +127,7 @@ func TestBackupCLI(t *testing.T) {
 	}
 
 	// SIGINT while the copy runs.
-	fill(t, tb.Shares["share1"], 24, 8<<20)
+	fill(t, tb.Shares["share1"], 12, 4<<20)
 	dest2 := filepath.Join(t.TempDir(), "b2")
 	c = cli("backup", "-pipe", smb, "-workers", "1", dest2, "share1", "share2")
 	var stderr bytes.Buffer
