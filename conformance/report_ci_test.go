@@ -2,7 +2,6 @@ package conformance_test
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -89,7 +88,7 @@ func reportThroughSmbd(t *testing.T, backend string) {
 	}
 	line := "fsrvpd conformance through smbd (ncacn_np, " + backend + "): " + rep.SummaryLine()
 	t.Log(line)
-	fmt.Println(line)
+	ciSummary(line)
 	for _, r := range rep.Results {
 		switch r.Status {
 		case conformance.Fail:

@@ -91,6 +91,7 @@ func TestSambaSmbtorture(t *testing.T) {
 				}
 			}
 			t.Logf("compat %s: %d/%d pass: %s", mode, len(passed), len(tortureTests), strings.Join(passed, " "))
+			ciSummary(fmt.Sprintf("smbtorture rpc.fsrvp against fsrvpd behind smbd, compat %s: %d/%d pass", mode, len(passed), len(tortureTests)))
 			if t.Failed() {
 				t.Logf("smbtorture output:\n%s", out)
 			}
