@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/fsrvpd/fsrvpd/client"
+	scmpc "github.com/fsrvpd/fsrvpd/client/scmp"
 	"github.com/fsrvpd/fsrvpd/server/admin"
 	"github.com/sirupsen/logrus"
 )
@@ -62,7 +63,8 @@ configured otherwise.
 Exit status:
   0  success
   1  the server returned an FSRVP error code (printed by name, e.g.
-     FSRVP_E_BAD_STATE (0x80042301)), or fsrvpd refused an admin command
+     FSRVP_E_BAD_STATE (0x80042301)) or an SCMP/DCOM HRESULT, or fsrvpd
+     refused an admin command
   2  usage error (unknown command, bad flag or argument)
   3  connection or transport error (dial, endpoint mapper, RPC fault, timeout)
   4  any other error (backup: the copy failed or was interrupted; verify:
@@ -95,6 +97,7 @@ var commands = []command{
 	{"get-mapping", "[-level 1] <set> <sc> <share>", "GetShareMapping", runGetMapping},
 	{"delete-mapping", "<set> <sc> <share>", "DeleteShareMapping", runDeleteMapping},
 	{"nthash", "", "read a password from stdin, print its NT hash (for fsrvpd's [[auth.account]] nt_hash)", runNTHash},
+	{"scmp", "[-port 135] <volumes|snapshots|diff-areas|diff-volumes|add|resize> ...", "MS-SCMP over DCOM: volumes, shadow copies, storage associations (fsrvp scmp -h)", runSCMP},
 	{"admin", "[-socket path] <sets|show|abort|delete|orphans|gc|prune> ...", "administer the local fsrvpd (fsrvp admin -h)", runAdmin},
 }
 
@@ -141,13 +144,14 @@ func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(f
 func exitCode(err error) int {
 	var ue *usageError
 	var ae *admin.Error
+	var hr scmpc.HRESULT
 	_, isFSRVP := client.Code(err)
 	switch {
 	case err == nil:
 		return 0
 	case errors.As(err, &ue):
 		return 2
-	case isFSRVP, errors.As(err, &ae):
+	case isFSRVP, errors.As(err, &ae), errors.As(err, &hr):
 		return 1
 	case client.IsTransport(err):
 		return 3
