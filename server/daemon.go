@@ -124,6 +124,9 @@ func Start(ctx context.Context, cfg config.Config, log *logrus.Entry) (_ *Daemon
 	}
 	var svc *fsrvp.Service
 	d.tel = newTelemetry(func() *fsrvp.Service { return svc }, backend)
+	if d.writers != nil {
+		d.writers.OnThaw = d.tel.writersThawed
+	}
 	d.service, err = fsrvp.New(fsrvp.Config{
 		Writers:  ws,
 		Observer: d.tel,

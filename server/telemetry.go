@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/fsrvpd/fsrvpd/client/vss"
 	"github.com/fsrvpd/fsrvpd/server/fsrvp"
 	"github.com/fsrvpd/fsrvpd/server/metrics"
 	"github.com/fsrvpd/fsrvpd/storage"
@@ -28,6 +29,10 @@ type telemetry struct {
 	expiredSet *metrics.CounterVec
 	pruned     *metrics.CounterVec
 	admin      *metrics.CounterVec
+
+	// Application writers (server/writers).
+	writerFreeze   *metrics.HistogramVec
+	writerFailures *metrics.CounterVec
 
 	service func() *fsrvp.Service
 	backend storage.Backend
@@ -50,6 +55,8 @@ func newTelemetry(service func() *fsrvp.Service, backend storage.Backend) *telem
 	t.latency = r.NewHistogramVec("fsrvpd_fsrvp_call_duration_seconds", "Time to serve an FSRVP call, by method.", metrics.DurationBuckets, "op")
 	t.steps = r.NewHistogramVec("fsrvpd_sequence_step_duration_seconds", "Duration of successful PrepareShadowCopySet, CommitShadowCopySet and ExposeShadowCopySet calls.", metrics.DurationBuckets, "step")
 	t.freeze = r.NewHistogramVec("fsrvpd_freeze_window_seconds", "Time the snapshot job of a commit took to snapshot every volume of a set (the freeze window).", metrics.DurationBuckets)
+	t.writerFreeze = r.NewHistogramVec("fsrvpd_writers_freeze_window_seconds", "Time application writers stayed frozen around a set's snapshots, from the first freeze to the last thaw.", metrics.DurationBuckets)
+	t.writerFailures = r.NewCounterVec("fsrvpd_writer_failures_total", "Writers failed around a snapshot, by writer and phase.", "writer", "phase")
 	t.jobs = r.NewCounterVec("fsrvpd_snapshot_jobs_total", "Snapshot jobs of commits, by result (ok, error) .", "result")
 	t.expiries = r.NewCounterVec("fsrvpd_timer_expiries_total", "Expiries of the message sequence timer (MS-FSRVP 3.1.5).")
 	t.expiredSet = r.NewCounterVec("fsrvpd_timer_deleted_sets_total", "Shadow copy sets deleted by the message sequence timer.")
@@ -93,6 +100,16 @@ func (t *telemetry) SnapshotsTaken(_ uuid.UUID, _ int, d time.Duration, err erro
 	}
 	t.jobs.Inc("ok")
 	t.freeze.Observe(d.Seconds())
+}
+
+// writersThawed is writers.Coordinator's OnThaw.
+func (t *telemetry) writersThawed(window time.Duration, states []vss.WriterState) {
+	t.writerFreeze.Observe(window.Seconds())
+	for _, w := range states {
+		if w.Failed() {
+			t.writerFailures.Inc(w.FriendlyName, w.Phase)
+		}
+	}
 }
 
 // TimerExpired implements fsrvp.Observer.

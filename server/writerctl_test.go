@@ -17,13 +17,14 @@ import (
 
 // controlDaemon runs a demo daemon with one writer on share1's volume
 // whose service hooks leave marks in dir.
-func controlDaemon(t *testing.T, allowUnauth bool) (addr string, c config.Config, marks string) {
+func controlDaemon(t *testing.T, allowUnauth bool) (addr string, c config.Config, marks string, d *Daemon) {
 	t.Helper()
 	dir := t.TempDir()
 	c = config.Demo(dir)
 	c.Server.Listen = []string{"127.0.0.1:0"}
 	c.Server.EndpointMapper = ""
 	c.FSRVP.AllowUnauthenticated = allowUnauth
+	c.Metrics.Listen = "127.0.0.1:0"
 	for _, s := range c.Shares {
 		os.MkdirAll(s.Path, 0o755)
 	}
@@ -39,7 +40,8 @@ func controlDaemon(t *testing.T, allowUnauth bool) (addr string, c config.Config
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	return startDaemon(t, c), c, marks
+	addr, d = startDaemon(t, c)
+	return addr, c, marks, d
 }
 
 func dialControl(t *testing.T, ctx context.Context, addr string) *writerctl.Client {
@@ -59,7 +61,7 @@ func dialControl(t *testing.T, ctx context.Context, addr string) *writerctl.Clie
 // The private writer-control interface beside FSRVP on TCP: documents of
 // a set, service hooks, FSRVP's authorization.
 func TestWriterControlOverTCP(t *testing.T) {
-	addr, c, marks := controlDaemon(t, true)
+	addr, c, marks, d := controlDaemon(t, true)
 	ctx := t.Context()
 	cl, err := client.Dial(ctx, addr)
 	if err != nil {
@@ -69,6 +71,9 @@ func TestWriterControlOverTCP(t *testing.T) {
 	res, err := cl.Create(ctx, client.CreateRequest{Shares: []string{"share1"}, RecoveryComplete: true})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if m := scrape(t, d); m["fsrvpd_writers_freeze_window_seconds_count"] != 1 {
+		t.Errorf("writers' freeze window not in the metrics: %v", m["fsrvpd_writers_freeze_window_seconds_count"])
 	}
 	wc := dialControl(t, ctx, addr)
 	data, err := wc.ReadSetDocument(ctx, res.ShadowCopySetID, vss.BackupComponentsFile)
@@ -117,7 +122,7 @@ func TestWriterControlOverTCP(t *testing.T) {
 }
 
 func TestWriterControlRefusesUnauthenticated(t *testing.T) {
-	addr, _, marks := controlDaemon(t, false)
+	addr, _, marks, _ := controlDaemon(t, false)
 	wc := dialControl(t, t.Context(), addr)
 	if err := wc.RunWriterService(t.Context(), "app", writerctl.ServiceStop); !isCode(err, writerctl.E_ACCESSDENIED) {
 		t.Fatalf("unauthenticated caller: %v", err)

@@ -113,7 +113,7 @@ func (l *ledger) counter(tb testing.TB, db string) int {
 	return n
 }
 
-func startDaemon(tb testing.TB, c config.Config) string {
+func startDaemon(tb testing.TB, c config.Config) (string, *Daemon) {
 	tb.Helper()
 	lg := logrus.New()
 	lg.SetOutput(io.Discard)
@@ -128,7 +128,7 @@ func startDaemon(tb testing.TB, c config.Config) string {
 	done := make(chan struct{})
 	go func() { d.Run(ctx, 5*time.Second); close(done) }()
 	tb.Cleanup(func() { cancel(); <-done })
-	return d.Addrs()[0].String()
+	return d.Addrs()[0].String(), d
 }
 
 // registryPath finds the path of an exposed share in the TCP-only
@@ -161,7 +161,7 @@ func registryPath(tb testing.TB, stateDir, name string) string {
 // the set's documents describe the writer and its success.
 func TestSQLiteWriterConsistentSnapshot(t *testing.T) {
 	c, l := startLedger(t)
-	addr := startDaemon(t, c)
+	addr, _ := startDaemon(t, c)
 	ctx := t.Context()
 	cl, err := client.Dial(ctx, addr)
 	if err != nil {
@@ -272,7 +272,7 @@ func TestSQLiteWriterConsistentSnapshot(t *testing.T) {
 // continuously; one op is a whole BACKUP create and delete.
 func BenchmarkWriterFreezeWindow(b *testing.B) {
 	c, _ := startLedger(b)
-	addr := startDaemon(b, c)
+	addr, _ := startDaemon(b, c)
 	ctx := b.Context()
 	cl, err := client.Dial(ctx, addr)
 	if err != nil {

@@ -43,6 +43,10 @@ type Coordinator struct {
 	// freezeFS and thawFS are Freeze and Thaw (replaced in tests).
 	freezeFS, thawFS func(string) error
 
+	// OnThaw, if set before the first set, is told every freeze window
+	// and the writers' states after it (for metrics). It must be quick.
+	OnThaw func(window time.Duration, states []vss.WriterState)
+
 	mu   sync.Mutex
 	sets map[uuid.UUID]*setRun
 	bg   sync.WaitGroup
@@ -303,6 +307,9 @@ func (c *Coordinator) Freeze(ctx context.Context, id uuid.UUID, fsrvpContext uin
 			s.prepared = false
 		}
 		c.saveStatus(s)
+		if c.OnThaw != nil && len(s.runs) > 0 {
+			c.OnThaw(s.window, c.status(s).Writers)
+		}
 		if err := c.writeComponents(s, snapErr == nil); err != nil {
 			c.log.WithError(err).WithField("set_id", s.id).Error("cannot write BACKUP_COMPONENTS")
 		}
