@@ -209,7 +209,6 @@ func mapping1(resp any) *fssagent.ShareMapping1 {
 var bareExposedName = then("GetShareMapping", func(_ *deviant, _ context.Context, _, resp any) {
 	if m := mapping1(resp); m != nil {
 		m.ShadowCopyShareName = uncShareName(m.ShadowCopyShareName + `\`)
-		m.ShadowCopyShareName = m.ShadowCopyShareName[strings.LastIndexByte(m.ShadowCopyShareName, '\\')+1:]
 	}
 })
 
