@@ -30,4 +30,23 @@
 // An incremental backup (BackupOptions.IncrementalFrom) hard-links every
 // file whose size and modification time match the previous catalog, so each
 // backup directory is complete on its own.
+//
+// # Components
+//
+// When the server's writers publish documents for the set (the hidden
+// share vss@{<set id>}$, see client/vss), Backup maps the writers' files,
+// which they name by server path, to the backed-up shares through the
+// server's share paths (srvsvc NetrShareEnum level 2, or
+// BackupOptions.SharePaths), leaves out the writers' EXCLUDE_FILES and the
+// files of components not selected (BackupOptions.Include/Exclude), and
+// records each selected component's outcome (backupSucceeded; "no" when
+// its writer failed around the snapshot) in the backup components
+// document. Files of no component are always backed up.
+//
+// # Restore
+//
+// Restore applies each component's restore method (see Restore); whether
+// a file can be replaced is probed over SMB with an open for DELETE access
+// (a rename onto itself): an application holding the file without
+// FILE_SHARE_DELETE makes it fail with STATUS_SHARING_VIOLATION.
 package requestor
