@@ -4,12 +4,15 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/fsrvpd/fsrvpd/rpc/auth/ntlm"
 )
 
 // shareVolume maps each share to its volume (vol1..vol3).
@@ -297,6 +300,9 @@ log_level = "debug"
 	if tb.SeqTimeout != "" {
 		fmt.Fprintf(&b, "sequence_timeout = %q\n", tb.SeqTimeout)
 	}
+	if tb.PipeAuth != "" {
+		fmt.Fprintf(&b, "pipe_auth = %q\n", tb.PipeAuth)
+	}
 	fmt.Fprintf(&b, "\n[storage]\nbackend = %q\n", tb.Backend)
 	if tb.Backend == "btrfs" {
 		fmt.Fprintf(&b, "[storage.btrfs]\nsnapshot_dir = %q\n", filepath.Join(tb.Mount, "snapshots"))
@@ -309,6 +315,16 @@ log_level = "debug"
 	}
 	fmt.Fprintf(&b, "\n[samba]\nenabled = true\nsmb_conf = %q\ninclude_file = %q\nsocket_dir = %q\nprevious_versions_dir = %q\nregistry_mirror = %v\n",
 		tb.SMBConf, tb.Include, tb.SocketDir, tb.PreviousVersionsDir(), tb.RegistryMirror)
+	if tb.PipeAuth != "" {
+		hash := func(pw string) string {
+			h := ntlm.NTHash(pw)
+			return hex.EncodeToString(h[:])
+		}
+		fmt.Fprintf(&b, "\n[auth]\ndomain = \"FSRVPDTBWG\"\n[[auth.account]]\nuser = %q\nnt_hash = %q\nadmin = true\n", User, hash(Password))
+		if tb.NonAdminUser != "" {
+			fmt.Fprintf(&b, "[[auth.account]]\nuser = %q\nnt_hash = %q\n", tb.NonAdminUser, hash(tb.NonAdminPassword))
+		}
+	}
 	if tb.FsrvpdExtra != "" {
 		b.WriteString("\n" + tb.FsrvpdExtra + "\n")
 	}

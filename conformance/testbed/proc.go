@@ -101,6 +101,10 @@ func (tb *Testbed) smbpasswd(ctx context.Context, user, pw string) error {
 func (tb *Testbed) startSmbd(ctx context.Context) error {
 	c := exec.CommandContext(ctx, "smbd", "-D", "-s", tb.SMBConf, "-l", tb.LogDir)
 	c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	// libwbclient ignores "winbindd socket directory" and would ask any
+	// winbindd on the host (e.g. an AD DC another test runs) to map our
+	// users' SIDs, which breaks logons: keep smbd to its own passdb.
+	c.Env = append(os.Environ(), "WINBINDD_SOCKET_DIR="+filepath.Join(tb.Dir, "winbindd"), "_NO_WINBINDD=1")
 	if out, err := c.CombinedOutput(); err != nil {
 		return fmt.Errorf("smbd: %v: %s", err, out)
 	}

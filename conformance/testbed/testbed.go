@@ -102,6 +102,11 @@ type Options struct {
 	// NonAdmin adds a unix and Samba user that is no administrator
 	// (NONADMIN_USER, NONADMIN_PASSWORD); Down deletes it.
 	NonAdmin bool
+	// PipeAuth, if set, is fsrvpd's [fsrvp] pipe_auth ("session" or
+	// "rpc"), and fsrvpd gets [[auth.account]]s for User (admin) and the
+	// NonAdmin user with their Samba passwords, so that RPC-level
+	// authentication of the bind works over the pipe.
+	PipeAuth string
 	// Log receives progress lines; nil discards them.
 	Log func(format string, args ...any)
 }
@@ -125,6 +130,7 @@ type Testbed struct {
 	RegistryMirror bool              `json:"registry_mirror,omitempty"`
 	SeqTimeout     string            `json:"seq_timeout,omitempty"`
 	FsrvpdExtra    string            `json:"fsrvpd_extra,omitempty"`
+	PipeAuth       string            `json:"pipe_auth,omitempty"`
 	Port           int               `json:"port"`
 	SMBConf        string            `json:"smb_conf"`
 	ClientConf     string            `json:"client_conf"`
@@ -205,7 +211,7 @@ func Up(ctx context.Context, o Options) (_ *Testbed, err error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	tb := &Testbed{Dir: dir, Backend: o.Backend, SambaCompat: o.SambaCompat, RegistryMirror: o.RegistryMirror, FsrvpdExtra: o.FsrvpdExtra, logf: o.Log,
+	tb := &Testbed{Dir: dir, Backend: o.Backend, SambaCompat: o.SambaCompat, RegistryMirror: o.RegistryMirror, FsrvpdExtra: o.FsrvpdExtra, PipeAuth: o.PipeAuth, logf: o.Log,
 		SMBConf: filepath.Join(dir, "smb.conf"), ClientConf: filepath.Join(dir, "client.conf"),
 		Include: filepath.Join(dir, "fsrvpd-shares.conf"), SocketDir: filepath.Join(dir, "npsock"),
 		FsrvpdConf: filepath.Join(dir, "fsrvpd.toml"), StateDir: filepath.Join(dir, "fsrvpd"),
@@ -272,6 +278,12 @@ func Up(ctx context.Context, o Options) (_ *Testbed, err error) {
 			return nil, err
 		}
 		return tb, nil
+	}
+	if tb.PipeAuth != "" && tb.NonAdminUser != "" {
+		// The accounts now include the NonAdmin user.
+		if err := os.WriteFile(tb.FsrvpdConf, []byte(tb.fsrvpdTOML()), 0o644); err != nil {
+			return nil, err
+		}
 	}
 	if err := tb.StartFsrvpd(ctx); err != nil {
 		return nil, err

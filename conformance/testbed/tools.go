@@ -14,9 +14,14 @@ import (
 // Rpcclient runs rpcclient against the testbed's smbd (ncacn_np) as
 // user%pw with the ';'-separated commands and returns its combined output.
 // Note that rpcclient exits 0 on many FSRVP failures: parse the output.
+// With PipeAuth "rpc" the bind is signed (NTLM), as fsrvpd then requires.
 func (tb *Testbed) Rpcclient(ctx context.Context, user, pw, commands string) (string, error) {
+	binding := "127.0.0.1"
+	if tb.PipeAuth == "rpc" {
+		binding = "ncacn_np:127.0.0.1[sign]"
+	}
 	out, err := exec.CommandContext(ctx, "rpcclient", "-s", tb.ClientConf, "-p", strconv.Itoa(tb.Port),
-		"-U", user+"%"+pw, "127.0.0.1", "-c", commands).CombinedOutput()
+		"-U", user+"%"+pw, binding, "-c", commands).CombinedOutput()
 	return string(out), err
 }
 
