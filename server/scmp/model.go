@@ -32,6 +32,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/sirupsen/logrus"
@@ -249,18 +250,24 @@ func Space(v Volume) (free, total int64) {
 	return int64(st.Bavail) * int64(st.Bsize), int64(st.Blocks) * int64(st.Bsize)
 }
 
-// usage returns the space v's shadow copies hold, and each one's size
-// where it is known (-1 otherwise): the backend's figure if it reports
-// one, else the apparent size of each snapshot's files.
-func (m *Model) usage(ctx context.Context, v Volume, copies []ShadowCopy) (int64, map[uuid.UUID]int64) {
+// usage returns the space v's shadow copies hold and each one's size
+// where it is known (-1 otherwise), and whether the total is known: the
+// backend's figure if it reports usage (btrfs qgroups, ZFS
+// usedbysnapshots; unknown while btrfs quotas are off or rescanning), else
+// (dir) the apparent size of each snapshot's files. An unknown usage is
+// never replaced by the apparent size on a copy-on-write backend, where it
+// would count shared data and prune for nothing.
+func (m *Model) usage(ctx context.Context, v Volume, copies []ShadowCopy) (int64, map[uuid.UUID]int64, bool) {
 	sizes := map[uuid.UUID]int64{}
 	if ur, ok := m.cfg.Backend.(storage.UsageReporter); ok {
-		if u, err := ur.Usage(ctx, v.Backend); err == nil && u.Known {
-			for _, sc := range copies {
-				sizes[sc.ID] = -1
-			}
-			return u.SnapshotBytes, sizes
+		for _, sc := range copies {
+			sizes[sc.ID] = -1
 		}
+		u, err := ur.Usage(ctx, v.Backend)
+		if err != nil || !u.Known {
+			return 0, sizes, false
+		}
+		return u.SnapshotBytes, sizes, true
 	}
 	var total int64
 	for _, sc := range copies {
@@ -268,7 +275,7 @@ func (m *Model) usage(ctx context.Context, v Volume, copies []ShadowCopy) (int64
 		sizes[sc.ID] = n
 		total += n
 	}
-	return total, sizes
+	return total, sizes, true
 }
 
 // treeSize sums the sizes of the regular files below dir.
@@ -304,7 +311,7 @@ func (m *Model) DiffAreas(ctx context.Context) ([]DiffArea, error) {
 		if !ok {
 			continue
 		}
-		used, _ := m.usage(ctx, v, m.ShadowCopies(v))
+		used, _, _ := m.usage(ctx, v, m.ShadowCopies(v))
 		if r.MaxBytes >= 0 && used > r.MaxBytes {
 			used = r.MaxBytes // the invariant Used ≤ Allocated ≤ Maximum (§2.2.3.6)
 		}
@@ -452,14 +459,34 @@ func (m *Model) enforceLocked(ctx context.Context, v Volume, why string) {
 		maxBytes = r.MaxBytes
 	}
 	log := m.cfg.Logger.WithFields(logrus.Fields{"volume": v.Name, "root": v.Display, "trigger": why})
+	prevUsed := int64(-1)
 	for round := 0; round < 1000; round++ {
 		copies := m.ShadowCopies(v)
-		used, sizes := m.usage(ctx, v, copies)
+		used, sizes, known := m.usage(ctx, v, copies)
+		if prevUsed >= 0 && known && used >= prevUsed {
+			// The figure after a deletion of unknown size has not moved
+			// yet (ZFS frees asynchronously): wait for it rather than
+			// delete more on a stale number.
+			for wait := 0; wait < 25 && used >= prevUsed; wait++ {
+				time.Sleep(200 * time.Millisecond)
+				copies = m.ShadowCopies(v)
+				used, sizes, known = m.usage(ctx, v, copies)
+			}
+			if used >= prevUsed {
+				log.WithFields(logrus.Fields{"used_bytes": used}).Warn("scmp: the used space did not drop after a deletion; pruning stops until the next trigger")
+				return
+			}
+		}
 		cands := make([]Candidate, len(copies))
 		for i, sc := range copies {
 			cands[i] = Candidate{ID: sc.ID, Created: sc.Created, Bytes: sizes[sc.ID], Pinned: sc.Pinned}
 		}
-		d := Decide(cands, used, maxBytes, m.cfg.MaxShadowCopies)
+		limit := maxBytes
+		if !known && maxBytes >= 0 {
+			log.Warn("scmp: the backend cannot tell the shadow copies' space (btrfs quotas off?): only max_shadow_copies is enforced")
+			limit = -1
+		}
+		d := Decide(cands, used, limit, m.cfg.MaxShadowCopies)
 		for _, del := range d.Delete {
 			f := log.WithFields(logrus.Fields{"shadow_copy_id": del.ID, "reason": del.Reason, "used_bytes": used, "max_bytes": maxBytes, "max_count": m.cfg.MaxShadowCopies})
 			if err := m.cfg.Inventory.ReleaseShadowCopy(ctx, del.ID, "scmp: "+del.Reason); err != nil {
@@ -475,5 +502,6 @@ func (m *Model) enforceLocked(ctx context.Context, v Volume, why string) {
 		if !d.Remeasure {
 			return
 		}
+		prevUsed = used
 	}
 }
