@@ -31,6 +31,9 @@ type Activation struct {
 	DestCtx uint32
 }
 
+// maxActivationBlob bounds pActProperties.
+const maxActivationBlob = 64 << 10
+
 // activationError carries the HRESULT an activation fails with.
 type activationError struct {
 	hr  uint32
@@ -71,6 +74,11 @@ func badBlob(format string, a ...any) error {
 func ParseActivation(ip *dcom.InterfacePointer) (*Activation, error) {
 	if ip == nil || len(ip.Data) == 0 {
 		return nil, badObjRef("no pActProperties")
+	}
+	if len(ip.Data) > maxActivationBlob {
+		// go-msrpc decodes OBJREF_CUSTOM data one octet at a time: bound
+		// the work a client can ask for (Windows' blobs are ~1 KiB).
+		return nil, badBlob("pActProperties of %d bytes (at most %d)", len(ip.Data), maxActivationBlob)
 	}
 	ref, err := ParseObjRef(ip.Data)
 	if err != nil {

@@ -56,3 +56,37 @@ func FuzzParseObjRef(f *testing.F) {
 		ourdcom.ParseObjRef(b)
 	})
 }
+
+// FuzzActivationBlob fuzzes the activation properties BLOB inside a
+// well-formed OBJREF_CUSTOM of CLSID_ActivationPropertiesIn, so that the
+// mutations reach the CustomHeader and property decoders.
+func FuzzActivationBlob(f *testing.F) {
+	blob, err := activationProps(testCLSID, ivssenumobject.EnumObjectIID, ourdcom.IIDUnknown).Marshal()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(blob)
+	f.Add(blob[:len(blob)-8])
+	f.Fuzz(func(t *testing.T, blob []byte) {
+		if len(blob) > 64<<10 {
+			return // refused before decoding (maxActivationBlob)
+		}
+		ref := &dcom.ObjectReference{Signature: []byte("MEOW"), Flags: dcom.ObjectReferenceTypeCustom, IID: dcom.ActivationPropertiesInIID,
+			ObjectReference: &dcom.ObjectReference_ObjectReference{Value: &dcom.ObjectReference_Custom{Custom: &dcom.ObjectReferenceCustom{
+				ClassID: dcom.ActivationPropertiesInClassID, Size: uint32(len(blob)), ObjectData: blob}}}}
+		b, err := ndrMarshalOpaque(ref)
+		if err != nil {
+			return
+		}
+		a, err := ourdcom.ParseActivation(&dcom.InterfacePointer{Data: b})
+		if err != nil {
+			if hr := ourdcom.HRESULT(err); hr != ourdcom.RPCEInvalidObjRef && hr != ourdcom.EInvalidArg {
+				t.Fatalf("HRESULT 0x%08x for %v", hr, err)
+			}
+			return
+		}
+		if a.CLSID == nil || len(a.IIDs) < 1 || len(a.IIDs) > 0x8000 {
+			t.Fatalf("accepted %+v", a)
+		}
+	})
+}

@@ -7,6 +7,7 @@ import (
 	"github.com/oiweiwei/go-msrpc/dcerpc"
 	"github.com/oiweiwei/go-msrpc/msrpc/dcom"
 	"github.com/oiweiwei/go-msrpc/msrpc/dcom/iobjectexporter/v0"
+	"github.com/oiweiwei/go-msrpc/msrpc/dcom/iremotescmactivator/v0"
 	"github.com/oiweiwei/go-msrpc/msrpc/dcom/iremunknown/v0"
 	"github.com/oiweiwei/go-msrpc/msrpc/dcom/scmp/ivssenumobject/v0"
 
@@ -104,6 +105,7 @@ func TestActivationErrors(t *testing.T) {
 		{"no OBJREF", this(), &dcom.InterfacePointer{Data: []byte("MEOW")}, ourdcom.RPCEInvalidObjRef},
 		{"standard OBJREF", this(), stdObjRef(t), ourdcom.RPCEInvalidObjRef},
 		{"truncated blob", this(), truncate(t, good), ourdcom.EInvalidArg},
+		{"oversized", this(), &dcom.InterfacePointer{Data: append(append([]byte(nil), good.Data...), make([]byte, 70<<10)...)}, ourdcom.EInvalidArg},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := activate(t, e.addr, tc.this, tc.in)
@@ -211,4 +213,29 @@ func remUnknownIPID(t *testing.T, e *env) *dcom.IPID {
 		t.Fatal(err)
 	}
 	return r.RemoteUnknown
+}
+
+// TestRemoteGetClassObject: a known class answers a class object with
+// IUnknown only (no IClassFactory); an unknown one REGDB_E_CLASSNOTREG.
+func TestRemoteGetClassObject(t *testing.T) {
+	e := newEnv(t)
+	iidClassFactory := &dcom.IID{Data1: 1, Data4: []byte{0xc0, 0, 0, 0, 0, 0, 0, 0x46}}
+	cli, err := iremotescmactivator.NewRemoteSCMActivatorClient(context.Background(), dial(t, e.addr), dcerpc.WithInsecure())
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, _ := activationProps(testCLSID, ourdcom.IIDUnknown, iidClassFactory).ActivationPropertiesIn()
+	r, _ := cli.RemoteGetClassObject(context.Background(), &iremotescmactivator.RemoteGetClassObjectRequest{ORPCThis: this(), ActPropertiesIn: in})
+	var out dcom.ActivationProperties
+	if r == nil || r.Return != 0 || out.Parse(r.ActPropertiesOut) != nil {
+		t.Fatalf("RemoteGetClassObject = %+v", r)
+	}
+	po := out.PropertiesOutInfo()
+	if po == nil || po.HResults[0] != 0 || uint32(po.HResults[1]) != ourdcom.ENoInterface {
+		t.Fatalf("PropsOutInfo %+v", po)
+	}
+	unknown, _ := activationProps(&dcom.ClassID{Data1: 7, Data4: make([]byte, 8)}, ourdcom.IIDUnknown).ActivationPropertiesIn()
+	if r, _ := cli.RemoteGetClassObject(context.Background(), &iremotescmactivator.RemoteGetClassObjectRequest{ORPCThis: this(), ActPropertiesIn: unknown}); r == nil || uint32(r.Return) != ourdcom.REGDBEClassNotReg {
+		t.Fatalf("unknown class: %+v", r)
+	}
 }
