@@ -141,7 +141,7 @@ func planComponents(docs *documents, paths SharePaths, shares []CatalogShare, in
 	p := &componentPlan{docs: docs, selected: len(include)+len(exclude) > 0}
 	if len(docs.writerMetadata) == 0 {
 		if p.selected {
-			return nil, fmt.Errorf("component selection: the server published no writer metadata for this set")
+			return nil, fmt.Errorf("component selection: there is no writer metadata (no writer took part in this shadow copy set)")
 		}
 		return p, nil
 	}
