@@ -257,3 +257,41 @@ func TestBackupInterruptedLeavesNothing(t *testing.T) {
 	}
 	b.assertClean(t)
 }
+
+// TestBackupSambaAgent backs up through Samba's own rpcd_fsrvp (testbed
+// agent samba, btrfs subvolume shares): the requestor is not tied to
+// fsrvpd, and nothing stays exposed afterwards.
+func TestBackupSambaAgent(t *testing.T) {
+	storagetest.RequireCommand(t, "mkfs.btrfs")
+	b := upTestbed(t, testbed.Options{Agent: testbed.AgentSamba})
+	want := writeFile(t, filepath.Join(b.Shares["share1"], "d", "x.bin"), 200_000)
+	dest := filepath.Join(t.TempDir(), "b")
+	res, err := requestor.Backup(context.Background(), b.dial, requestor.BackupOptions{
+		Snapshot: requestor.SnapshotRequest{Target: b.target(), Shares: []string{"share1"}},
+		Dest:     dest, SMB: b.smb,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(filepath.Join(dest, "data", "share1", "d", "x.bin")); err != nil || string(got) != string(want) {
+		t.Errorf("x.bin not backed up: %v", err)
+	}
+	if _, err := requestor.Verify(dest, nil); err != nil {
+		t.Error(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	names, err := b.ListShares(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range names {
+		if strings.Contains(n, "@{") {
+			t.Errorf("%s is still exposed after the backup of set %s", n, res.Catalog.ShadowCopySetID)
+		}
+	}
+	// vfs_btrfs puts its snapshots into the share as @GMT-... subvolumes.
+	if left, _ := filepath.Glob(filepath.Join(b.Shares["share1"], "@GMT-*")); len(left) > 0 {
+		t.Errorf("snapshots left in share1: %v", left)
+	}
+}
