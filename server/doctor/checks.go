@@ -473,15 +473,25 @@ func backendFix(backend string) string {
 	return "see fsrvpd(8), [storage]"
 }
 
+// shareFix says what to change for a share the backend refused, by the
+// cause the backend's error names.
 func shareFix(backend, path string, err error) string {
-	nested := strings.Contains(err.Error(), "mount") || strings.Contains(err.Error(), "nested") || strings.Contains(err.Error(), "child")
+	msg := err.Error()
 	switch {
-	case backend == "btrfs" && nested:
-		return "set recursive = true in [storage.btrfs] to snapshot nested subvolumes too, or move the mount point away"
+	case strings.Contains(msg, "nested subvolumes"):
+		return "set recursive = true in [storage.btrfs] to snapshot the nested subvolumes too, or move them out of the share"
+	case strings.Contains(msg, "has a mount point at") && backend == "zfs":
+		return "child datasets need recursive = true in [storage.zfs]; any other filesystem mounted below the share must move out of it"
+	case strings.Contains(msg, "has a mount point at"):
+		return "move the mounted filesystem out of the share (a snapshot cannot contain another filesystem), or share it separately"
+	case strings.Contains(msg, "contains the snapshot dir"):
+		return "move [storage.btrfs] snapshot_dir outside every shared subvolume"
+	case strings.Contains(msg, "another btrfs filesystem"):
+		return "snapshot_dir must be on the share's btrfs filesystem: one fsrvpd serves one btrfs filesystem"
+	case strings.Contains(msg, "not managed by fsrvpd"):
+		return "add the dataset (or a parent) to [storage.zfs] datasets"
 	case backend == "btrfs":
 		return "keep the share in a btrfs subvolume on the snapshot_dir's filesystem (btrfs subvolume create " + path + ", then move the data in)"
-	case backend == "zfs" && nested:
-		return "set recursive = true in [storage.zfs] for child datasets below the share"
 	case backend == "zfs":
 		return "put the share on a ZFS dataset (zfs create -o mountpoint=" + path + " <pool>/<name>) allowed by [storage.zfs] datasets"
 	}

@@ -226,3 +226,49 @@ func TestSambaRedirect(t *testing.T) {
 	wantStatus(t, only(t, rep, "share", "good"), OK, "snapshottable")
 	wantStatus(t, only(t, rep, "samba-dcerpcd", ""), OK, "")
 }
+
+// TestBtrfsShareCapabilities asks the real btrfs backend about a plain
+// subvolume, one with a nested subvolume, one with a filesystem mounted
+// inside, and a directory off btrfs; then again with recursive = true.
+func TestBtrfsShareCapabilities(t *testing.T) {
+	mnt := storagetest.LoopBtrfs(t)
+	plain := storagetest.Subvolume(t, filepath.Join(mnt, "plain"))
+	nested := storagetest.Subvolume(t, filepath.Join(mnt, "nested"))
+	storagetest.Subvolume(t, filepath.Join(nested, "inner"))
+	mounted := storagetest.Subvolume(t, filepath.Join(mnt, "mounted"))
+	if err := os.Mkdir(filepath.Join(mounted, "tmp"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	storagetest.Mount(t, "tmpfs", filepath.Join(mounted, "tmp"), "tmpfs", "size=1m")
+	off := t.TempDir()
+
+	c := config.Default()
+	c.Server.Listen, c.Server.EndpointMapper = nil, ""
+	c.Server.UnixSocket = filepath.Join(t.TempDir(), "fsrvpd.sock")
+	c.Server.StateDir = filepath.Join(t.TempDir(), "state")
+	c.Storage.Backend = "btrfs"
+	c.Storage.Btrfs.SnapshotDir = filepath.Join(mnt, "snapshots")
+	os.Mkdir(c.Storage.Btrfs.SnapshotDir, 0o700)
+	c.Shares = []config.Share{{Name: "plain", Path: plain}, {Name: "nested", Path: nested}, {Name: "mounted", Path: mounted}, {Name: "off", Path: off}}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	rep := Run(context.Background(), &Env{Config: c, ConfigPath: "test.toml"})
+	wantStatus(t, only(t, rep, "share", "plain"), OK, "snapshottable")
+	r := only(t, rep, "share", "nested")
+	wantStatus(t, r, Fail, "nested subvolumes")
+	if !strings.Contains(r.Fix, "recursive = true") {
+		t.Errorf("nested: fix %q does not name recursive = true", r.Fix)
+	}
+	r = only(t, rep, "share", "mounted")
+	wantStatus(t, r, Fail, "mount point")
+	if !strings.Contains(r.Fix, "move the mounted filesystem") {
+		t.Errorf("mounted: fix %q", r.Fix)
+	}
+	wantStatus(t, only(t, rep, "share", "off"), Fail, "not on btrfs")
+
+	c.Storage.Btrfs.Recursive = true
+	rep = Run(context.Background(), &Env{Config: c, ConfigPath: "test.toml"})
+	wantStatus(t, only(t, rep, "share", "nested"), OK, "snapshottable")
+	wantStatus(t, only(t, rep, "share", "mounted"), Fail, "mount point")
+}
