@@ -537,10 +537,10 @@ func CheckFreeSpace(_ context.Context, e *Env) []Result {
 		pct := float64(free) * 100 / float64(total)
 		msg := fmt.Sprintf("%s free of %s (%.0f%%)", size(free), size(total), pct)
 		switch {
-		case pct < 2 || free < 256<<20:
+		case pct < 2 || free < 32<<20:
 			out = append(out, problem(Fail, "free-space", p, msg+": snapshots will fail or fill the filesystem",
 				"free space or delete old snapshots (fsrvp delete, or the backend's tools)"))
-		case pct < 10 || free < 2<<30:
+		case pct < 10 || free < 512<<20:
 			out = append(out, problem(Warn, "free-space", p, msg+": every snapshot keeps the blocks changed after it", "watch the usage of snapshots; delete old ones"))
 		default:
 			out = append(out, ok("free-space", p, "%s", msg))
@@ -592,7 +592,11 @@ func CheckTCP(_ context.Context, e *Env) []Result {
 		addrs = append(addrs, c.Server.EndpointMapper)
 	}
 	if len(addrs) == 0 {
-		return []Result{skip("tcp", "", "no TCP endpoint configured (FSRVP only through smbd's pipe)")}
+		how := "FSRVP only through smbd's pipe"
+		if !c.Samba.Enabled {
+			how = "ncalrpc on " + c.Server.UnixSocket + " only"
+		}
+		return []Result{skip("tcp", "", "no TCP endpoint configured (%s)", how)}
 	}
 	var out []Result
 	for _, a := range addrs {

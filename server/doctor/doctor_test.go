@@ -272,3 +272,48 @@ func TestBtrfsShareCapabilities(t *testing.T) {
 	wantStatus(t, only(t, rep, "share", "nested"), OK, "snapshottable")
 	wantStatus(t, only(t, rep, "share", "mounted"), Fail, "mount point")
 }
+
+// TestZFSShareCapabilities asks the real zfs backend (zfs-fuse or the
+// kernel module) about a dataset, a dataset with a child dataset mounted
+// inside, a dataset outside [storage.zfs] datasets, and a directory off
+// ZFS; then again with recursive = true.
+func TestZFSShareCapabilities(t *testing.T) {
+	p := storagetest.ZFSPool(t)
+	_, plain := p.Dataset(t, "managed/plain")
+	_, parent := p.Dataset(t, "managed/parent")
+	p.Dataset(t, "managed/parent/child")
+	_, other := p.Dataset(t, "other")
+	off := t.TempDir()
+
+	c := config.Default()
+	c.Server.Listen, c.Server.EndpointMapper = nil, ""
+	c.Server.UnixSocket = filepath.Join(t.TempDir(), "fsrvpd.sock")
+	c.Server.StateDir = filepath.Join(t.TempDir(), "state")
+	c.Storage.Backend = "zfs"
+	c.Storage.ZFS.Datasets = []string{p.Name + "/managed"}
+	c.Shares = []config.Share{{Name: "plain", Path: plain}, {Name: "parent", Path: parent}, {Name: "other", Path: other}, {Name: "off", Path: off}}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	rep := Run(context.Background(), &Env{Config: c, ConfigPath: "test.toml"})
+	var b bytes.Buffer
+	rep.WriteText(&b)
+	t.Logf("\n%s", b.String())
+	wantStatus(t, only(t, rep, "backend", "zfs"), OK, "ready")
+	wantStatus(t, only(t, rep, "share", "plain"), OK, "snapshottable")
+	r := only(t, rep, "share", "parent")
+	wantStatus(t, r, Fail, "has a mount point")
+	if !strings.Contains(r.Fix, "recursive = true") {
+		t.Errorf("parent: fix %q does not name recursive = true", r.Fix)
+	}
+	r = only(t, rep, "share", "other")
+	wantStatus(t, r, Fail, "not managed by fsrvpd")
+	if !strings.Contains(r.Fix, "datasets") {
+		t.Errorf("other: fix %q", r.Fix)
+	}
+	wantStatus(t, only(t, rep, "share", "off"), Fail, "not on ZFS")
+
+	c.Storage.ZFS.Recursive = true
+	rep = Run(context.Background(), &Env{Config: c, ConfigPath: "test.toml"})
+	wantStatus(t, only(t, rep, "share", "parent"), OK, "snapshottable")
+}
