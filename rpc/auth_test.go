@@ -96,7 +96,7 @@ type pduProxy struct {
 	mutate func(n int, pdu []byte, sent [][]byte) [][]byte
 }
 
-func startProxy(t *testing.T, target string, mutate func(n int, pdu []byte, sent [][]byte) [][]byte) string {
+func startProxy(t testing.TB, target string, mutate func(n int, pdu []byte, sent [][]byte) [][]byte) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
