@@ -22,7 +22,7 @@ import (
 func TestDaemonKerberosAndWinbind(t *testing.T) {
 	storagetest.RequireCommand(t, "ntlm_auth")
 	storagetest.RequireCommand(t, "kinit")
-	dc := kdctest.New(t)
+	dc := kdctest.New(t, kdctest.Options{Winbind: true})
 	ctx := context.Background()
 	if err := dc.WaitWinbind(ctx); err != nil {
 		t.Fatal(err)

@@ -27,7 +27,7 @@ import (
 // Kerberos, the tickets from a Samba AD DC.
 func TestKerberosFlags(t *testing.T) {
 	storagetest.RequireCommand(t, "kinit")
-	dc := kdctest.New(t)
+	dc := kdctest.New(t, kdctest.Options{})
 	a, err := krb5.New(krb5.Config{Keytab: dc.Keytab, Principal: kdctest.ServicePrincipal})
 	if err != nil {
 		t.Fatal(err)

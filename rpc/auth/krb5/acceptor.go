@@ -255,7 +255,11 @@ func (c *Context) acceptAPReq(in []byte) ([]byte, bool, error) {
 		c.state = 2
 		return nil, true, nil
 	}
+	// RFC 4120 3.2.4: the AP-REP carries the authenticator's ctime and
+	// cusec, which the client checks (MIT: "Mutual authentication
+	// failed"; go-msrpc's client does not look).
 	part := messages.NewEncAPRepPart(c.seq)
+	part.CTime, part.Cusec = req.Authenticator.CTime, req.Authenticator.Cusec
 	if sub, err := newSubkey(c.protKey.KeyType); err == nil {
 		part.Subkey, c.protKey, c.subkey = sub, sub, true
 	}

@@ -42,7 +42,7 @@ func verifier(t *testing.T) (*kdctest.DC, *winbind.Verifier) {
 	t.Helper()
 	storagetest.RequireCommand(t, "ntlm_auth")
 	storagetest.RequireCommand(t, "wbinfo")
-	dc := kdctest.Shared(t)
+	dc := kdctest.SharedWinbind(t)
 	v, err := winbind.New(winbind.Config{SMBConf: dc.SMBConf})
 	if err != nil {
 		t.Fatal(err)

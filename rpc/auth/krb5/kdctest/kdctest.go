@@ -13,10 +13,11 @@
 //     the DC's samr and lsarpc servers (service "rpc", no endpoint mapper,
 //     a TCP port from 49152-49999 on 127.0.0.1).
 //
-// Provisioning takes about 12 s, so a test binary shares one DC (Shared)
-// and stops it from TestMain (Main). The winbindd socket directory is
-// global, so a DC holds a lock on it while it runs; DCs of test binaries
-// running at the same time take turns.
+// Provisioning takes about 12 s, so a test binary shares one DC (Shared,
+// SharedWinbind) and stops it from TestMain (Main). The winbindd socket
+// directory is global, so a DC with winbind holds a lock while it runs:
+// such DCs of test binaries running at the same time take turns. DCs
+// without winbind (the KDC only) run side by side.
 package kdctest
 
 import (
@@ -60,6 +61,7 @@ type DC struct {
 	DomainSID string
 
 	cmd     *exec.Cmd
+	winbind bool
 	lock    *os.File
 	stopped chan struct{}
 }
@@ -75,28 +77,48 @@ func Requirements(t testing.TB) {
 	storagetest.Require(t, "python3", err == nil, "/usr/bin/python3 missing (samba-tool needs it)")
 }
 
-var (
-	sharedOnce sync.Once
-	shared     *DC
-	sharedErr  error
-)
-
-// Shared returns the test binary's DC, starting it on first use.
-func Shared(t testing.TB) *DC {
-	t.Helper()
-	Requirements(t)
-	sharedOnce.Do(func() { shared, sharedErr = Start() })
-	if sharedErr != nil {
-		t.Fatalf("kdctest: %v", sharedErr)
-	}
-	return shared
+// Options says what a DC runs besides the KDC.
+type Options struct {
+	// Winbind runs the DC's winbindd (with its samr and lsarpc servers),
+	// for ntlm_auth and wbinfo.
+	Winbind bool
 }
 
-// Main runs the tests and stops the shared DC: call it from TestMain.
+type sharedDC struct {
+	once sync.Once
+	dc   *DC
+	err  error
+}
+
+var shared [2]sharedDC // without, with winbind
+
+// Shared returns the test binary's DC (KDC only), starting it on first use.
+func Shared(t testing.TB) *DC { return share(t, Options{}) }
+
+// SharedWinbind is Shared with winbind.
+func SharedWinbind(t testing.TB) *DC { return share(t, Options{Winbind: true}) }
+
+func share(t testing.TB, o Options) *DC {
+	t.Helper()
+	Requirements(t)
+	s := &shared[0]
+	if o.Winbind {
+		s = &shared[1]
+	}
+	s.once.Do(func() { s.dc, s.err = Start(o) })
+	if s.err != nil {
+		t.Fatalf("kdctest: %v", s.err)
+	}
+	return s.dc
+}
+
+// Main runs the tests and stops the shared DCs: call it from TestMain.
 func Main(m *testing.M) {
 	code := m.Run()
-	if shared != nil {
-		shared.Stop()
+	for i := range shared {
+		if dc := shared[i].dc; dc != nil {
+			dc.Stop()
+		}
 	}
 	os.Exit(code)
 }
@@ -130,7 +152,7 @@ func lastLines(b []byte, n int) string {
 
 // Start provisions a domain in a new temporary directory and starts it.
 // The caller must Stop it.
-func Start() (dc *DC, err error) {
+func Start(o Options) (dc *DC, err error) {
 	dir, err := os.MkdirTemp("", "fsrvpd-kdc-")
 	if err != nil {
 		return nil, err
@@ -143,23 +165,27 @@ func Start() (dc *DC, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
-	// The winbindd socket directory is global: one DC at a time.
-	if err := os.MkdirAll("/run/lock", 0o755); err != nil {
-		return nil, err
-	}
-	lock, err := os.OpenFile("/run/lock/fsrvpd-kdctest.lock", os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		lock.Close()
-		return nil, err
-	}
-	defer func() {
-		if err != nil {
-			lock.Close()
+	// The winbindd socket directory is global: one DC with winbind at a
+	// time.
+	var lock *os.File
+	if o.Winbind {
+		if err := os.MkdirAll("/run/lock", 0o755); err != nil {
+			return nil, err
 		}
-	}()
+		lock, err = os.OpenFile("/run/lock/fsrvpd-kdctest.lock", os.O_CREATE|os.O_RDWR, 0o600)
+		if err != nil {
+			return nil, err
+		}
+		if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+			lock.Close()
+			return nil, err
+		}
+		defer func() {
+			if err != nil {
+				lock.Close()
+			}
+		}()
+	}
 
 	target := filepath.Join(dir, "dc")
 	if err := run(ctx, "samba-tool", "domain", "provision", "--use-rfc2307",
@@ -177,11 +203,11 @@ func Start() (dc *DC, err error) {
 		return nil, err
 	}
 	conf := filepath.Join(target, "etc", "smb.conf")
-	if err := rewriteConf(conf, target, kdcPort, kpwPort); err != nil {
+	if err := rewriteConf(conf, target, kdcPort, kpwPort, o.Winbind); err != nil {
 		return nil, err
 	}
 	dc = &DC{Dir: target, SMBConf: conf, KDCAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(kdcPort)),
-		Keytab: filepath.Join(dir, "fsrvpd.keytab"), Krb5Conf: filepath.Join(dir, "krb5.conf"), lock: lock}
+		Keytab: filepath.Join(dir, "fsrvpd.keytab"), Krb5Conf: filepath.Join(dir, "krb5.conf"), lock: lock, winbind: o.Winbind}
 
 	if err := dc.AddUser(ctx, ServiceUser, "Svc.Passw0rd.1x"); err != nil {
 		return nil, err
@@ -205,6 +231,7 @@ func Start() (dc *DC, err error) {
 	dns_lookup_realm = false
 	dns_lookup_kdc = false
 	rdns = false
+	dns_canonicalize_hostname = false
 	udp_preference_limit = 1
 	default_tkt_enctypes = aes256-cts-hmac-sha1-96 aes128-cts-hmac-sha1-96
 	default_tgs_enctypes = aes256-cts-hmac-sha1-96 aes128-cts-hmac-sha1-96
@@ -244,7 +271,7 @@ func Start() (dc *DC, err error) {
 	return dc, nil
 }
 
-func rewriteConf(path, target string, kdcPort, kpwPort int) error {
+func rewriteConf(path, target string, kdcPort, kpwPort int, winbind bool) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return err
@@ -262,10 +289,13 @@ func rewriteConf(path, target string, kdcPort, kpwPort int) error {
 		}
 		out = append(out, l)
 	}
-	s = strings.Join(out, "\n") + fmt.Sprintf(`
-	server services = kdc, winbindd, rpc
+	services := "server services = kdc"
+	if winbind {
+		services = `server services = kdc, winbindd, rpc
 	dcerpc endpoint servers = samr, lsarpc
-	rpc server dynamic port range = 49152-49999
+	rpc server dynamic port range = 49152-49999`
+	}
+	s = strings.Join(out, "\n") + "\n\t" + services + fmt.Sprintf(`
 	interfaces = 127.0.0.1
 	krb5 port = %d
 	kpasswd port = %d
@@ -296,7 +326,7 @@ func (dc *DC) waitReady(ctx context.Context) error {
 			c.Close()
 			kdc = true
 		}
-		if kdc && exec.CommandContext(ctx, "wbinfo", "-p").Run() == nil {
+		if kdc && (!dc.winbind || exec.CommandContext(ctx, "wbinfo", "-p").Run() == nil) {
 			return nil
 		}
 		if time.Now().After(deadline) {
@@ -381,10 +411,10 @@ print(db.get_domain_sid())
 `
 
 // New starts a DC for one test and stops it when the test ends.
-func New(t testing.TB) *DC {
+func New(t testing.TB, o Options) *DC {
 	t.Helper()
 	Requirements(t)
-	dc, err := Start()
+	dc, err := Start(o)
 	if err != nil {
 		t.Fatalf("kdctest: %v", err)
 	}
@@ -406,4 +436,14 @@ func (dc *DC) WaitWinbind(ctx context.Context) error {
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
+}
+
+// AddServicePrincipal gives the service account another principal (e.g.
+// "host/localhost", the one Samba's clients ask for when told to connect
+// to localhost) and adds its keys to Keytab.
+func (dc *DC) AddServicePrincipal(ctx context.Context, spn string) error {
+	if err := run(ctx, "samba-tool", "spn", "add", spn, ServiceUser, "-s", dc.SMBConf); err != nil {
+		return err
+	}
+	return run(ctx, "samba-tool", "domain", "exportkeytab", dc.Keytab, "--principal="+spn, "-s", dc.SMBConf)
 }
