@@ -376,7 +376,8 @@ func (p *componentPlan) write(dest string, incremental bool) ([]Entry, error) {
 		}
 		out = append(out, e)
 	}
-	if len(d.writerMetadata) > 0 || d.backupComponents != nil {
+	{
+		// Always: without writers it records the backup type only.
 		bc, err := p.backupComponents(incremental)
 		if err != nil {
 			return nil, err

@@ -165,6 +165,11 @@ func TestBackupVerifyIncremental(t *testing.T) {
 	if _, err := requestor.Verify(dest, nil); err != nil {
 		t.Fatalf("verify of a fresh backup: %v", err)
 	}
+	// No writers: the backup components document records the backup only.
+	if bc, err := os.ReadFile(filepath.Join(dest, "documents", "backup-components.xml")); err != nil ||
+		!strings.Contains(string(bc), `backupType="full"`) || strings.Contains(string(bc), "WRITER_COMPONENTS") || len(cat.Documents) != 1 {
+		t.Errorf("backup components document: %v\n%s", err, bc)
+	}
 
 	// Incremental: one file changed, one added; the rest is hard-linked.
 	time.Sleep(10 * time.Millisecond)
@@ -193,6 +198,9 @@ func TestBackupVerifyIncremental(t *testing.T) {
 	}
 	if _, err := requestor.Verify(inc, nil); err != nil {
 		t.Fatalf("verify of the incremental backup: %v", err)
+	}
+	if bc, _ := os.ReadFile(filepath.Join(inc, "documents", "backup-components.xml")); !strings.Contains(string(bc), `backupType="incremental"`) {
+		t.Errorf("incremental backup components document:\n%s", bc)
 	}
 
 	// Corruption: same size, one byte flipped.
