@@ -20,7 +20,7 @@
 //	                                      mode, SHA-256), the documents' hashes
 //	data/<share>/...                      the snapshot of each share (base share name)
 //	documents/writer-metadata/<id>.xml    each writer's WRITER_METADATA, as published
-//	documents/backup-components.xml       BACKUP_COMPONENTS: the writers' components
+//	documents/backup-components.xml       BACKUP_COMPONENTS: the backup type and the writers' components
 //	                                      with backupSucceeded set by the backup
 //	documents/writer-status.xml           how each writer fared around the snapshot
 //	.fsrvp-backup-incomplete              present until the backup has finished
