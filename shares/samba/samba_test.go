@@ -93,6 +93,21 @@ func TestExposeReadOnlyAndRemove(t *testing.T) {
 	if _, err := e.Resolver().Lookup(ctx, name); !errors.Is(err, shares.ErrNotFound) {
 		t.Fatalf("a snapshot share is not a base: %v", err)
 	}
+	// List (shares.Lister, for SCMP's volumes): the bases, not the snapshot share.
+	list, err := e.Resolver().List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var listed []string
+	for _, b := range list {
+		listed = append(listed, b.Name)
+		if strings.EqualFold(b.Name, name) || (b.Name == "share1" && b.Path != srv.Paths["share1"]) {
+			t.Errorf("List entry %+v", b)
+		}
+	}
+	if !slices.Contains(listed, "share1") || !slices.IsSorted(listed) {
+		t.Errorf("List = %v", listed)
+	}
 	if err := e.Remove(ctx, name); err != nil {
 		t.Fatal(err)
 	}
