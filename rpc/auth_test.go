@@ -9,6 +9,7 @@ import (
 	"encoding/binary"
 	"io"
 	"net"
+	"strings"
 	"testing"
 
 	"github.com/oiweiwei/go-msrpc/dcerpc"
@@ -258,6 +259,46 @@ func TestAuthRefused(t *testing.T) {
 					t.Errorf("handler ran %d times, want %d", got, want)
 				}
 			})
+		}
+	}
+}
+
+// TestAuthMultipleContexts: two security contexts on one connection (a
+// second go-msrpc client binds by alter_context with its own
+// auth_context_id); each call runs under the context its verifier names.
+func TestAuthMultipleContexts(t *testing.T) {
+	addr, _ := startTCP(t, authServer(&fakeFSRVP{}))
+	ctx := gssapi.NewSecurityContext(context.Background())
+	cc, err := dcerpc.Dial(ctx, binding(t, addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cc.Close(context.Background()) })
+	cred := credential.NewFromPassword(testUser, testPassword, credential.Domain("WORKGROUP"))
+	c1, err := fsrvp.NewFileServerVSSAgentClient(ctx, cc, dcerpc.WithSign(), dcerpc.WithCredentials(cred), dcerpc.WithMechanism(ssp.NTLM))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx2 := gssapi.NewSecurityContext(context.Background())
+	c2, err := fsrvp.NewFileServerVSSAgentClient(ctx2, cc, dcerpc.WithSeal(), dcerpc.WithCredentials(cred), dcerpc.WithMechanism(ssp.SPNEGO), dcerpc.WithMechanism(ssp.NTLM))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, tc := range []struct {
+		c    fsrvp.FileServerVSSAgentClient
+		want string
+	}{
+		{c1, `|10|5|WORKGROUP\alice|NTLM`},
+		{c2, `|9|6|WORKGROUP\alice|SPNEGO/NTLM`},
+		{c1, `|10|5|WORKGROUP\alice|NTLM`},
+		{c2, `|9|6|WORKGROUP\alice|SPNEGO/NTLM`},
+	} {
+		p, err := tc.c.IsPathSupported(ctx, &fsrvp.IsPathSupportedRequest{ShareName: "whoami"})
+		if err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+		if !strings.HasSuffix(p.OwnerMachineName, tc.want) {
+			t.Errorf("call %d ran as %q, want …%s", i, p.OwnerMachineName, tc.want)
 		}
 	}
 }

@@ -207,9 +207,10 @@ func (c *countingConn) Read(b []byte) (int, error) {
 }
 
 func (c *countingConn) Write(b []byte) (int, error) {
-	n, err := c.Conn.Write(b)
-	c.out.feed(b[:n])
-	return n, err
+	// Count before writing: the client may check the count as soon as
+	// the bytes arrive, before Write returns.
+	c.out.feed(b)
+	return c.Conn.Write(b)
 }
 
 // framer splits a byte stream into PDUs by frag_length.

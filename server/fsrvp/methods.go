@@ -45,6 +45,8 @@ func (s *Service) opLog(op string, c Caller) *logrus.Entry {
 // (§3.1.4), then NULL / GUID_NULL arguments → E_INVALIDARG.
 func (s *Service) admit(c Caller, ids ...uuid.UUID) HResult {
 	if !s.cfg.Access.allows(c) {
+		s.opLog("access", c).WithFields(logrus.Fields{"user": c.Name, "auth_level": c.AuthLevel, "rpc_auth": c.RPCAuth, "smb_session": c.SMBSession}).
+			Info("fsrvp: caller refused (E_ACCESSDENIED): needs an authenticated bind at the minimum level by an administrator or backup operator")
 		return E_ACCESSDENIED
 	}
 	for _, id := range ids {
