@@ -7,6 +7,7 @@
 //
 //	TCP 135 (rpc.Server, with the endpoint mapper)
 //	  IObjectExporter      ServerAlive2, ResolveOxid(2), Simple/ComplexPing
+//	  IActivation          RemoteActivation (clients before COM 5.6)
 //	  IRemoteSCMActivator  RemoteCreateInstance: activation blob ─► Class.New
 //	                       ─► ScmReplyInfo (OXID bindings host[port]) +
 //	                          PropsOutInfo (one OBJREF_STANDARD per IID)

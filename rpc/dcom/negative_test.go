@@ -6,10 +6,12 @@ import (
 
 	"github.com/oiweiwei/go-msrpc/dcerpc"
 	"github.com/oiweiwei/go-msrpc/msrpc/dcom"
+	"github.com/oiweiwei/go-msrpc/msrpc/dcom/iactivation/v0"
 	"github.com/oiweiwei/go-msrpc/msrpc/dcom/iobjectexporter/v0"
 	"github.com/oiweiwei/go-msrpc/msrpc/dcom/iremotescmactivator/v0"
 	"github.com/oiweiwei/go-msrpc/msrpc/dcom/iremunknown/v0"
 	"github.com/oiweiwei/go-msrpc/msrpc/dcom/scmp/ivssenumobject/v0"
+	"github.com/oiweiwei/go-msrpc/msrpc/dtyp"
 
 	ourdcom "github.com/fsrvpd/fsrvpd/rpc/dcom"
 )
@@ -237,5 +239,43 @@ func TestRemoteGetClassObject(t *testing.T) {
 	unknown, _ := activationProps(&dcom.ClassID{Data1: 7, Data4: make([]byte, 8)}, ourdcom.IIDUnknown).ActivationPropertiesIn()
 	if r, _ := cli.RemoteGetClassObject(context.Background(), &iremotescmactivator.RemoteGetClassObjectRequest{ORPCThis: this(), ActPropertiesIn: unknown}); r == nil || uint32(r.Return) != ourdcom.REGDBEClassNotReg {
 		t.Fatalf("unknown class: %+v", r)
+	}
+}
+
+// TestLegacyRemoteActivation: IActivation::RemoteActivation (pre-5.6
+// clients) activates the same objects; unknown classes and bad versions
+// come back in phr with error_status_t 0.
+func TestLegacyRemoteActivation(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	cli, err := iactivation.NewActivationClient(ctx, dial(t, e.addr), dcerpc.WithInsecure())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := cli.RemoteActivation(ctx, &iactivation.RemoteActivationRequest{
+		ORPCThis: this(), ClassID: testCLSID.GUID(), Interfaces: 2, IIDs: []*dcom.IID{ivssenumobject.EnumObjectIID, iremunknown.RemoteUnknownIID},
+		RequestedProtocolSequencesCount: 1, RequestedProtocolSequences: []uint16{7},
+	})
+	if err != nil || r.Return != 0 || r.HResult != 0 || r.OXID != e.s.OXID() || len(r.Results) != 2 || r.Results[0] != 0 ||
+		uint32(r.Results[1]) != ourdcom.ENoInterface || r.InterfaceData[1] != nil {
+		t.Fatalf("RemoteActivation = %+v, %v", r, err)
+	}
+	if r, _ := enumClient(t, e, r.InterfaceData[0].IPID()).Next(ctx, &ivssenumobject.NextRequest{This: this(), Count: 1}); r == nil || r.Return != 1 {
+		t.Errorf("Next on a legacy-activated object: %+v", r)
+	}
+	// (A request without IIDs does not even decode: a bad-stub fault.)
+	for name, tc := range map[string]struct {
+		req  *iactivation.RemoteActivationRequest
+		want uint32
+	}{
+		"unknown class": {&iactivation.RemoteActivationRequest{ORPCThis: this(), ClassID: &dtyp.GUID{Data1: 5, Data4: make([]byte, 8)}, Interfaces: 1,
+			IIDs: []*dcom.IID{ivssenumobject.EnumObjectIID}}, ourdcom.REGDBEClassNotReg},
+		"version": {&iactivation.RemoteActivationRequest{ORPCThis: &dcom.ORPCThis{Version: &dcom.COMVersion{MajorVersion: 4}, CID: &dcom.CID{}},
+			ClassID: testCLSID.GUID(), Interfaces: 1, IIDs: []*dcom.IID{ivssenumobject.EnumObjectIID}}, ourdcom.RPCEVersionMismatch},
+	} {
+		r, err := cli.RemoteActivation(ctx, tc.req)
+		if r == nil || r.Return != 0 || uint32(r.HResult) != tc.want {
+			t.Errorf("%s: %+v, %v; want phr 0x%08x", name, r, err, tc.want)
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"context"
 
 	"github.com/oiweiwei/go-msrpc/msrpc/dcom"
+	"github.com/oiweiwei/go-msrpc/msrpc/dcom/iactivation/v0"
 	"github.com/oiweiwei/go-msrpc/msrpc/dcom/iobjectexporter/v0"
 	"github.com/oiweiwei/go-msrpc/msrpc/dcom/iremotescmactivator/v0"
 	"github.com/sirupsen/logrus"
@@ -20,6 +21,7 @@ import (
 // mapper (rpc/epm): one listener, one presentation context per interface.
 func (s *Server) RegisterResolver(srv *rpc.Server) {
 	srv.Register(iobjectexporter.ObjectExporterSyntaxV0_0, iobjectexporter.NewObjectExporterServerHandle(&resolver{s}))
+	srv.Register(iactivation.ActivationSyntaxV0_0, iactivation.NewActivationServerHandle(&legacyActivator{activator{s}}))
 	srv.Register(iremotescmactivator.RemoteSCMActivatorSyntaxV0_0, iremotescmactivator.NewRemoteSCMActivatorServerHandle(&activator{s}))
 }
 
@@ -171,9 +173,45 @@ func (a *activator) activate(ctx context.Context, this *dcom.ORPCThis, in *dcom.
 		log.WithError(err).Info("dcom: activation refused: bad activation properties")
 		return nil, HRESULT(err)
 	}
-	log = log.WithField("clsid", act.CLSID.String())
+	g, hr := a.instantiate(ctx, log, act.CLSID, act.IIDs, classObject)
+	if hr != SOK {
+		return nil, hr
+	}
+	props := &dcom.PropertiesOutInfo{InterfacesCount: uint32(len(g.iids)), IIDs: g.iids, HResults: g.hrs, InterfaceData: g.ptrs}
+	reply := &dcom.SCMReplyInfoData{RemoteReply: &dcom.CustomRemoteReplySCMInfo{
+		OXID: s.oxid, OXIDBindings: s.exporterBindings(ctx), IPIDRemoteUnknown: s.ipidRemUnk,
+		AuthnHint: s.cfg.AuthnHint, ServerVersion: Version(),
+	}}
+	out, err := marshalActivationReply(reply, props)
+	if err != nil {
+		log.WithError(err).Error("dcom: activation reply")
+		return nil, EOutOfMemory
+	}
+	// Partial success is S_OK: the per-IID results say which failed
+	// (Windows answers so; go-msrpc's client takes any other value as a
+	// failure).
+	log.WithFields(logrus.Fields{"clsid": act.CLSID.String(), "iids": len(act.IIDs), "granted": g.good}).Debug("dcom: activated")
+	return out, SOK
+}
+
+// grant is the outcome of instantiate: per requested IID its HRESULT and
+// OBJREF.
+type grant struct {
+	iids []*dcom.IID
+	hrs  []int32
+	ptrs []*dcom.InterfacePointer
+	good int
+}
+
+// instantiate looks the class up (REGDB_E_CLASSNOTREG), makes an object
+// (or a class object with IUnknown only), and exports each requested IID
+// it supports; E_NOINTERFACE when none is.
+func (a *activator) instantiate(ctx context.Context, log *logrus.Entry, clsid *dcom.ClassID, iids []*dcom.IID, classObject bool) (*grant, uint32) {
+	s := a.s
+	var err error
+	log = log.WithField("clsid", clsid.String())
 	s.mu.Lock()
-	cls, ok := s.classes[guidKey(act.CLSID.GUID())]
+	cls, ok := s.classes[guidKey(clsid.GUID())]
 	s.sweepLocked()
 	s.mu.Unlock()
 	if !ok {
@@ -187,9 +225,8 @@ func (a *activator) activate(ctx context.Context, this *dcom.ORPCThis, in *dcom.
 		log.WithError(err).Warn("dcom: activation failed: the class made no object")
 		return nil, EOutOfMemory
 	}
-	props := &dcom.PropertiesOutInfo{InterfacesCount: uint32(len(act.IIDs))}
-	good := 0
-	for _, iid := range act.IIDs {
+	g := &grant{}
+	for _, iid := range iids {
 		var (
 			ip *dcom.InterfacePointer
 			hr = ENoInterface
@@ -200,30 +237,64 @@ func (a *activator) activate(ctx context.Context, this *dcom.ORPCThis, in *dcom.
 				ip, hr = nil, EOutOfMemory
 			} else {
 				hr = SOK
-				good++
+				g.good++
 			}
 		}
-		props.IIDs = append(props.IIDs, iid)
-		props.HResults = append(props.HResults, hr32(hr))
-		props.InterfaceData = append(props.InterfaceData, ip)
+		g.iids = append(g.iids, iid)
+		g.hrs = append(g.hrs, hr32(hr))
+		g.ptrs = append(g.ptrs, ip)
 	}
-	if good == 0 {
+	if g.good == 0 {
 		log.Info("dcom: activation refused: no requested interface supported")
 		return nil, ENoInterface
 	}
-	reply := &dcom.SCMReplyInfoData{RemoteReply: &dcom.CustomRemoteReplySCMInfo{
-		OXID: s.oxid, OXIDBindings: s.exporterBindings(ctx), IPIDRemoteUnknown: s.ipidRemUnk,
-		AuthnHint: s.cfg.AuthnHint, ServerVersion: Version(),
-	}}
-	out, err := marshalActivationReply(reply, props)
-	if err != nil {
-		log.WithError(err).Error("dcom: activation reply")
-		return nil, EOutOfMemory
+	return g, SOK
+}
+
+// legacyActivator is IActivation (MS-DCOM §3.1.2.5.2.3.1), which all
+// resolvers must support: the activation of clients before COM 5.6, with
+// the blob's data as flat parameters. The return value is an
+// error_status_t (ERROR_ACCESS_DENIED for a refused caller); phr and
+// pResults carry the HRESULTs. Mode 0xFFFFFFFF asks for the class object.
+type legacyActivator struct{ activator }
+
+var _ iactivation.ActivationServer = (*legacyActivator)(nil)
+
+func (a *legacyActivator) RemoteActivation(ctx context.Context, req *iactivation.RemoteActivationRequest) (*iactivation.RemoteActivationResponse, error) {
+	s := a.s
+	log := rpc.Logger(ctx)
+	resp := &iactivation.RemoteActivationResponse{ORPCThat: &dcom.ORPCThat{}, Interfaces: req.Interfaces,
+		RemoteUnknown: &dcom.IPID{Data4: make([]byte, 8)}, ServerVersion: Version()}
+	if !s.allowed(ctx) {
+		log.Info("dcom: legacy activation refused: access denied")
+		resp.Return = ErrorAccessDenied
+		return resp, nil
 	}
-	// Partial success is S_OK: the per-IID results say which failed
-	// (Windows answers so; go-msrpc's client takes any other value as a
-	// failure).
-	hr := SOK
-	log.WithFields(logrus.Fields{"class": cls.Name, "iids": len(act.IIDs), "granted": good}).Debug("dcom: activated")
-	return out, hr
+	fail := func(hr uint32) (*iactivation.RemoteActivationResponse, error) {
+		resp.HResult = hr32(hr)
+		resp.Results = make([]int32, len(req.IIDs))
+		resp.InterfaceData = make([]*dcom.InterfacePointer, len(req.IIDs))
+		for i := range resp.Results {
+			resp.Results[i] = hr32(hr)
+		}
+		return resp, nil
+	}
+	if req.ORPCThis == nil || checkVersion(req.ORPCThis.Version) != SOK {
+		return fail(RPCEVersionMismatch)
+	}
+	if req.ClassID == nil || req.Interfaces < 1 || req.Interfaces > maxRequestedIfaces || len(req.IIDs) != int(req.Interfaces) {
+		return fail(EInvalidArg)
+	}
+	for _, iid := range req.IIDs {
+		if iid == nil {
+			return fail(EInvalidArg)
+		}
+	}
+	g, hr := a.instantiate(ctx, log, (*dcom.ClassID)(req.ClassID), req.IIDs, req.Mode == 0xFFFFFFFF)
+	if hr != SOK {
+		return fail(hr)
+	}
+	resp.OXID, resp.OXIDBindings, resp.RemoteUnknown, resp.AuthnHint = s.oxid, s.exporterBindings(ctx), s.ipidRemUnk, s.cfg.AuthnHint
+	resp.Results, resp.InterfaceData = g.hrs, g.ptrs
+	return resp, nil
 }
