@@ -370,9 +370,10 @@ func (dc *DC) AddToGroup(ctx context.Context, group string, users ...string) err
 
 // Kinit gets a ticket-granting ticket for user into a new credential cache
 // file (MIT kinit) and returns its path.
-func (dc *DC) Kinit(ctx context.Context, dir, user, password string) (string, error) {
+// Extra arguments go to kinit (e.g. "-l", "10s" for a short lifetime).
+func (dc *DC) Kinit(ctx context.Context, dir, user, password string, extra ...string) (string, error) {
 	cc := filepath.Join(dir, "ccache-"+user)
-	cmd := exec.CommandContext(ctx, "kinit", "-c", "FILE:"+cc, user+"@"+Realm)
+	cmd := exec.CommandContext(ctx, "kinit", append(append([]string{"-c", "FILE:" + cc}, extra...), user+"@"+Realm)...)
 	cmd.Env = append(os.Environ(), "KRB5_CONFIG="+dc.Krb5Conf, "LC_ALL=C")
 	cmd.Stdin = strings.NewReader(password + "\n")
 	if out, err := cmd.CombinedOutput(); err != nil {
