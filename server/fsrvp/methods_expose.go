@@ -170,7 +170,9 @@ func (s *Service) AbortShadowCopySet(_ context.Context, c Caller, setID uuid.UUI
 	if rc != S_OK {
 		return rc
 	}
+	set.abortWriters = true
 	if err := s.removeSetLocked(set, nil); err != nil {
+		set.abortWriters = false
 		if errors.Is(err, errPersist) {
 			return VSS_E_UNEXPECTED
 		}
@@ -323,7 +325,7 @@ func (s *Service) DeleteShareMapping(ctx context.Context, c Caller, setID, scID 
 	}
 	put, del := []*Set{next}, []uuid.UUID(nil)
 	if len(next.Copies) == 0 {
-		if err := s.releaseWritersLocked(ctx, next); err != nil {
+		if err := s.releaseWritersLocked(ctx, next, true); err != nil {
 			log.WithError(err).Error("removing the writer documents share failed")
 		}
 		put, del = nil, []uuid.UUID{setID}

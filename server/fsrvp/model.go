@@ -89,6 +89,9 @@ type Set struct {
 	// DocsShare is the share exposing the set's writer documents
 	// (vss.ShareName), empty if none.
 	DocsShare string `json:"docs_share,omitempty"`
+	// abortWriters: the set is being deleted by AbortShadowCopySet, so its
+	// writers get Abort, not BackupComplete (writers.go).
+	abortWriters bool
 }
 
 // ShadowCopy is one volume's shadow copy within a set, §3.1.1.2.

@@ -400,7 +400,7 @@ func (s *Service) destroyLocked(set *Set) error {
 		}
 	}
 	if firstErr == nil {
-		firstErr = s.releaseWritersLocked(ctx, set)
+		firstErr = s.releaseWritersLocked(ctx, set, s.finished(set) && !set.abortWriters)
 	}
 	return firstErr
 }

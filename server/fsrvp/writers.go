@@ -23,9 +23,12 @@ import (
 //     thaw always follows a freeze;
 //   - ExposeShadowCopySet exposes the set's documents as the hidden
 //     read-only share vss.ShareName(set id) (see package client/vss);
-//   - deleting the set (last DeleteShareMapping, Abort, the timer,
-//     start-up) removes that share and calls Release: BackupComplete for a
-//     committed set, Abort before.
+//   - deleting the set removes that share and calls Release:
+//     BackupComplete when the set is released normally (its last
+//     DeleteShareMapping; a finished set deleted at start-up or by an
+//     administrator), Abort when the requestor aborts it
+//     (AbortShadowCopySet, whatever its state: a failed backup) or when
+//     it is deleted unfinished (the message sequence timer, start-up).
 type Writers interface {
 	Prepare(ctx context.Context, id uuid.UUID, fsrvpContext uint32, roots []string) error
 	Freeze(ctx context.Context, id uuid.UUID, fsrvpContext uint32, roots []string) (writers.ThawFunc, error)
@@ -81,15 +84,16 @@ func (s *Service) exposeDocumentsLocked(ctx context.Context, set *Set) (string, 
 }
 
 // releaseWritersLocked withdraws the documents share of a set being
-// deleted and tells the writers. Callers hold s.mu.
-func (s *Service) releaseWritersLocked(ctx context.Context, set *Set) error {
+// deleted and tells the writers: BackupComplete if completed, else Abort.
+// Callers hold s.mu.
+func (s *Service) releaseWritersLocked(ctx context.Context, set *Set, completed bool) error {
 	if set.DocsShare != "" {
 		if err := s.cfg.Exposer.Remove(ctx, set.DocsShare); err != nil && !isNotFound(err) {
 			return err
 		}
 	}
 	if s.usesWriters(set.Context) {
-		s.cfg.Writers.Release(set.ID, set.Status >= Committed)
+		s.cfg.Writers.Release(set.ID, completed)
 	}
 	return nil
 }

@@ -208,7 +208,7 @@ func TestOptionalWriterFailureKeepsTheSnapshot(t *testing.T) {
 }
 
 // The message sequence timer deletes an Exposed BACKUP set: its documents
-// share goes, and the writers get BackupComplete (the set was committed).
+// share goes, and the writers get Abort (the sequence never finished).
 func TestTimerExpiryReleasesWriters(t *testing.T) {
 	wh := newWriterHarness(t, 10*time.Second)
 	wh.s.mu.Lock()
@@ -223,8 +223,17 @@ func TestTimerExpiryReleasesWriters(t *testing.T) {
 	if left {
 		t.Fatal("documents share outlived the set")
 	}
-	eventually(t, "backup-complete", func() bool { return strings.HasSuffix(wh.phases(), "backup-complete") })
+	eventually(t, "abort", func() bool { return strings.HasSuffix(wh.phases(), "post-snapshot abort") })
 	eventually(t, "documents removed", func() bool { _, err := os.Stat(wh.co.Dir(c.set)); return os.IsNotExist(err) })
+}
+
+// A requestor whose backup failed aborts its Recovered set: the writers
+// get Abort, not BackupComplete.
+func TestAbortOfRecoveredSetAbortsWriters(t *testing.T) {
+	wh := newWriterHarness(t, 10*time.Second)
+	c := wh.upTo(Recovered, CtxBackup, "share1")
+	must(t, "Abort", wh.s.AbortShadowCopySet(ctx, alice, c.set))
+	eventually(t, "abort", func() bool { return strings.HasSuffix(wh.phases(), "post-snapshot abort") })
 }
 
 // A restart releases a non-persistent set with its documents, and keeps an

@@ -486,8 +486,8 @@ func (c *Coordinator) writeComponents(s *setRun, snapOK bool) error {
 	return c.writeDoc(s.id, vss.BackupComponentsFile, bc)
 }
 
-// Release ends set id for its writers: backup-complete when the set had
-// been committed (completed), abort otherwise; then the set's documents
+// Release ends set id for its writers: backup-complete when the backup
+// completed, abort otherwise; then the set's documents
 // and status record are deleted. It returns at once: the hooks run in the
 // background (Close waits for them).
 func (c *Coordinator) Release(id uuid.UUID, completed bool) {

@@ -17,7 +17,10 @@
 //	                      FITHAW, thaw    (always, in reverse order)
 //	                      post-snapshot   (if the snapshots were taken; its
 //	                                       output becomes BACKUP_METADATA)
-//	set deleted           backup-complete (committed sets) or abort
+//	set released          backup-complete (last DeleteShareMapping, or a
+//	                      finished set deleted otherwise)
+//	set aborted           abort (AbortShadowCopySet, or deleted unfinished
+//	                      by the timer or at start-up)
 //
 // The freeze window, from the first freeze to the last thaw, is bounded by
 // [writers] freeze_timeout (10 s): when it passes, the writers are thawed
