@@ -61,7 +61,7 @@ type env struct {
 	clock    atomic.Int64 // seconds added to the real clock
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T, mod ...func(*ourdcom.Config)) *env {
 	t.Helper()
 	e := &env{}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -69,12 +69,16 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	e.addr = l.Addr().String()
-	e.s = ourdcom.New(ourdcom.Config{
+	cfg := ourdcom.Config{
 		Logger:       testLogger(),
 		ExporterPort: l.Addr().(*net.TCPAddr).Port,
 		Security:     []ourdcom.SecurityBinding{{AuthnSvc: ourdcom.AuthnWinNT}},
 		Now:          func() time.Time { return time.Now().Add(time.Duration(e.clock.Load()) * time.Second) },
-	})
+	}
+	for _, m := range mod {
+		m(&cfg)
+	}
+	e.s = ourdcom.New(cfg)
 	e.s.RegisterClass(ourdcom.Class{CLSID: testCLSID, Name: "test", New: func(context.Context) (*ourdcom.Object, error) {
 		o := ourdcom.NewObject("enum", ourdcom.Interface{IID: ivssenumobject.EnumObjectIID,
 			Handle: ivssenumobject.NewEnumObjectServerHandle(&fakeEnum{calls: &e.calls})})

@@ -279,3 +279,20 @@ func TestLegacyRemoteActivation(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxObjects: past Config.MaxObjects an activation fails with
+// E_OUTOFMEMORY until objects are released or reclaimed.
+func TestMaxObjects(t *testing.T) {
+	e := newEnv(t, func(c *ourdcom.Config) { c.MaxObjects = 2 })
+	activateEnum(t, e)
+	activateEnum(t, e)
+	in, _ := activationProps(testCLSID, ivssenumobject.EnumObjectIID).ActivationPropertiesIn()
+	if r := activate(t, e.addr, this(), in); uint32(r.Return) != ourdcom.EOutOfMemory {
+		t.Fatalf("third activation: 0x%08x", uint32(r.Return))
+	}
+	e.clock.Store(400) // both idle for more than 6 minutes
+	activateEnum(t, e)
+	if n := e.s.Objects(); n != 1 {
+		t.Errorf("%d objects after the reclaim", n)
+	}
+}

@@ -245,6 +245,11 @@ func (a *activator) instantiate(ctx context.Context, log *logrus.Entry, clsid *d
 		g.ptrs = append(g.ptrs, ip)
 	}
 	if g.good == 0 {
+		for _, hr := range g.hrs {
+			if uint32(hr) == EOutOfMemory {
+				return nil, EOutOfMemory
+			}
+		}
 		log.Info("dcom: activation refused: no requested interface supported")
 		return nil, ENoInterface
 	}

@@ -25,6 +25,8 @@ const (
 	// DefaultIdleTimeout reclaims objects no ping set holds and nobody
 	// called for this long.
 	DefaultIdleTimeout = 6 * time.Minute
+	// DefaultMaxObjects is the default of Config.MaxObjects.
+	DefaultMaxObjects = 1 << 16
 )
 
 // Config configures a Server.
@@ -54,6 +56,11 @@ type Config struct {
 	// PingTimeout and IdleTimeout: see the package documentation; 0 means
 	// the defaults.
 	PingTimeout, IdleTimeout time.Duration
+	// MaxObjects caps the exported objects; 0 means DefaultMaxObjects.
+	// Beyond it (after reclaiming the idle ones) exports fail with
+	// E_OUTOFMEMORY, so a client that never releases cannot grow the
+	// tables without bound.
+	MaxObjects int
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -290,6 +297,18 @@ func (s *Server) export(obj *Object, iid *dcom.IID, refs uint32) (*dcom.StdObjec
 		}
 	}
 	if oe == nil {
+		max := s.cfg.MaxObjects
+		if max <= 0 {
+			max = DefaultMaxObjects
+		}
+		if len(s.oids) >= max {
+			s.lastSweep = time.Time{}
+			s.sweepLocked()
+		}
+		if len(s.oids) >= max {
+			s.log().WithField("objects", len(s.oids)).Warn("dcom: object table full")
+			return nil, &rpc.FaultError{Status: EOutOfMemory}
+		}
 		oe = &oidEntry{oid: newID(), obj: obj, ipids: map[string]*ipidEntry{}, lastCall: s.now()}
 		s.oids[oe.oid] = oe
 	}
