@@ -63,7 +63,8 @@
 // without verifier are accepted only at connect level (clients send none
 // there). Response fragments are padded to 16 bytes and signed or sealed
 // under the write lock, so sequence numbers follow the wire order. Faults
-// are sent without verifier, as Samba does. PFC_SUPPORT_HEADER_SIGN is
+// are sent without verifier, as Samba does (dcesrv_fault_with_flags);
+// clients accept them unsigned. PFC_SUPPORT_HEADER_SIGN is
 // echoed (bind_ack, alter_context_resp) when the client offers it with an
 // authenticated bind, and passed to the mechanism as Message.HeaderSign;
 // NTLMSSP signs the whole PDU either way (Windows, Samba), GSS mechanisms
@@ -75,8 +76,9 @@
 // the handler's business (e.g. Identity.IsBackupCapable).
 //
 // Implementations live below rpc/auth: ntlm (NTLMSSP acceptor over a
-// Verifier credential source), spnego (composes spnego.Mechanisms, each
-// an OID plus a SecurityContext factory; NTLM is one, Kerberos another).
+// Verifier credential source: configured accounts, or rpc/auth/winbind),
+// spnego (composes spnego.Mechanisms, each an OID plus a SecurityContext
+// factory: ntlm's Provider, rpc/auth/krb5's Kerberos acceptor), krb5.
 
 // # go-msrpc workarounds
 //
