@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -59,17 +60,18 @@ func dialAuth(t testing.TB, addr, user, password string, level dcerpc.SecurityOp
 
 func TestAuthNTLMClient(t *testing.T) {
 	for _, tc := range []struct {
-		name   string
-		level  dcerpc.SecurityOption
-		want   uint8
-		spnego bool
+		name     string
+		level    dcerpc.SecurityOption
+		want     uint8
+		spnego   bool
+		authType uint8
 	}{
-		{"Connect", dcerpc.WithConnect(), rpc.AuthLevelConnect, false},
-		{"Sign", dcerpc.WithSign(), rpc.AuthLevelIntegrity, false},
-		{"Seal", dcerpc.WithSeal(), rpc.AuthLevelPrivacy, false},
-		{"SPNEGOConnect", dcerpc.WithConnect(), rpc.AuthLevelConnect, true},
-		{"SPNEGOSign", dcerpc.WithSign(), rpc.AuthLevelIntegrity, true},
-		{"SPNEGOSeal", dcerpc.WithSeal(), rpc.AuthLevelPrivacy, true},
+		{"Connect", dcerpc.WithConnect(), rpc.AuthLevelConnect, false, rpc.AuthTypeNTLM},
+		{"Sign", dcerpc.WithSign(), rpc.AuthLevelIntegrity, false, rpc.AuthTypeNTLM},
+		{"Seal", dcerpc.WithSeal(), rpc.AuthLevelPrivacy, false, rpc.AuthTypeNTLM},
+		{"SPNEGOConnect", dcerpc.WithConnect(), rpc.AuthLevelConnect, true, rpc.AuthTypeSPNEGO},
+		{"SPNEGOSign", dcerpc.WithSign(), rpc.AuthLevelIntegrity, true, rpc.AuthTypeSPNEGO},
+		{"SPNEGOSeal", dcerpc.WithSeal(), rpc.AuthLevelPrivacy, true, rpc.AuthTypeSPNEGO},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			addr, _ := startTCP(t, authServer(&fakeFSRVP{}))
@@ -83,7 +85,20 @@ func TestAuthNTLMClient(t *testing.T) {
 				if err != nil {
 					t.Fatalf("IsPathSupported: %v", err)
 				}
-				t.Logf("%s", p.OwnerMachineName)
+				want := fmt.Sprintf("|%d|%d|WORKGROUP\\%s|", tc.authType, tc.want, testUser)
+				if !strings.Contains(p.OwnerMachineName, want) {
+					t.Errorf("caller %q, want …%s…", p.OwnerMachineName, want)
+				}
+			}
+			// 60 KB each way: every fragment carries its own verifier
+			// and sequence number.
+			name := strings.Repeat("0123456789abcdef", 30<<10/16)
+			p, err := cli.IsPathSupported(ctx, &fsrvp.IsPathSupportedRequest{ShareName: name})
+			if err != nil {
+				t.Fatalf("fragmented call: %v", err)
+			}
+			if p.OwnerMachineName != name {
+				t.Fatalf("fragmented call: echo of %d chars, want %d", len(p.OwnerMachineName), len(name))
 			}
 		})
 	}
