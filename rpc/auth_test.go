@@ -317,3 +317,43 @@ func TestAuthMultipleContexts(t *testing.T) {
 		}
 	}
 }
+
+// TestAuthHeaderSignEcho: PFC_SUPPORT_HEADER_SIGN is echoed in bind_ack
+// only for an authenticated bind that offers it (MS-RPCE §3.3.1.5.2.2),
+// and the bind_ack carries the CHALLENGE in a sec_trailer for the same
+// auth_context_id.
+func TestAuthHeaderSignEcho(t *testing.T) {
+	addr, _ := startTCP(t, authServer(&fakeFSRVP{}))
+	ctx0 := rawCtx{0, fsrvpSyntax, []*dcerpc.SyntaxID{ndr20}}
+	neg := []byte("NTLMSSP\x00\x01\x00\x00\x00\x35\x82\x08\xe2")
+	for _, tc := range []struct {
+		name  string
+		bind  []byte
+		echo  bool
+		trail bool
+	}{
+		{"AuthWithHeaderSign", authFrame(ptBind, pfcWhole|pfcHeaderSign, 1, bindBody(5840, 0, ctx0), rpc.AuthTypeNTLM, rpc.AuthLevelIntegrity, 0x1234, neg), true, true},
+		{"AuthWithout", authFrame(ptBind, pfcWhole, 1, bindBody(5840, 0, ctx0), rpc.AuthTypeNTLM, rpc.AuthLevelIntegrity, 0x1234, neg), false, true},
+		{"UnauthenticatedWithHeaderSign", frame(ptBind, pfcWhole|pfcHeaderSign, 1, bindBody(5840, 0, ctx0)), false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := dialRaw(t, "tcp", addr)
+			c.send(tc.bind)
+			p := c.recv(ptBindAck)
+			if got := p.flags&pfcHeaderSign != 0; got != tc.echo {
+				t.Errorf("header sign echoed = %v, want %v", got, tc.echo)
+			}
+			raw, authLen := p.body, p.authLen
+			if (authLen > 0) != tc.trail {
+				t.Fatalf("auth_length %d", authLen)
+			}
+			if tc.trail {
+				tr := raw[len(raw)-authLen-8:]
+				if tr[0] != rpc.AuthTypeNTLM || tr[1] != rpc.AuthLevelIntegrity || binary.LittleEndian.Uint32(tr[4:]) != 0x1234 ||
+					!bytes.HasPrefix(raw[len(raw)-authLen:], []byte("NTLMSSP\x00\x02\x00\x00\x00")) {
+					t.Errorf("sec_trailer % x", tr)
+				}
+			}
+		})
+	}
+}

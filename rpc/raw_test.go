@@ -107,6 +107,7 @@ func featureSyntax(flags byte) *dcerpc.SyntaxID {
 type pdu struct {
 	ptype, flags byte
 	callID       uint32
+	authLen      int
 	body         []byte
 }
 
@@ -146,7 +147,7 @@ func (c *rawConn) next() (pdu, error) {
 	if _, err := io.ReadFull(c.nc, body); err != nil {
 		return pdu{}, err
 	}
-	return pdu{ptype: h[2], flags: h[3], callID: binary.LittleEndian.Uint32(h[12:]), body: body}, nil
+	return pdu{ptype: h[2], flags: h[3], callID: binary.LittleEndian.Uint32(h[12:]), authLen: int(binary.LittleEndian.Uint16(h[10:12])), body: body}, nil
 }
 
 func (c *rawConn) recv(ptype byte) pdu {
