@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -297,12 +299,21 @@ func equalIDs(a, b []uuid.UUID) bool {
 
 // startSCMPAuth runs a daemon whose SCMP needs packet privacy and a backup
 // operator: "backup" is one, "alice" is not.
-func startSCMPAuth(t *testing.T) (fsrvpAddr string, resolverPort int) {
+//
+// As root (always in CI), the endpoint mapper and resolver listen on TCP
+// 135, where Windows and go-msrpc's DCOM client look for them, of a random
+// 127.x.y.z address (so that tests running at the same time do not meet)
+// and resolverPort is 0; otherwise on a random port.
+func startSCMPAuth(t *testing.T) (host, fsrvpAddr string, resolverPort int) {
 	t.Helper()
 	dir := t.TempDir()
 	c := config.Demo(dir)
-	c.Server.Listen = []string{"127.0.0.1:0"}
-	c.Server.EndpointMapper = "127.0.0.1:0"
+	host, epmPort := "127.0.0.1", "0"
+	if os.Geteuid() == 0 {
+		host, epmPort = freeLoopback135(t), "135"
+	}
+	c.Server.Listen = []string{net.JoinHostPort(host, "0")}
+	c.Server.EndpointMapper = net.JoinHostPort(host, epmPort)
 	c.Server.EndpointMapperOptional = false
 	c.SCMP = config.SCMP{Enabled: true, MaxShadowCopies: 64, MinStorageBytes: -1, MinAuthLevel: "privacy"}
 	c.Auth.Accounts = []config.Account{
@@ -330,7 +341,27 @@ func startSCMPAuth(t *testing.T) (fsrvpAddr string, resolverPort int) {
 	addrs := d.Addrs()
 	_, port, _ := net.SplitHostPort(addrs[len(addrs)-1].String())
 	p, _ := strconv.Atoi(port)
-	return addrs[0].String(), p
+	t.Logf("FSRVP on %s, endpoint mapper and DCOM resolver on %s", addrs[0], addrs[len(addrs)-1])
+	if p == 135 {
+		p = 0 // the client's default
+	}
+	return host, addrs[0].String(), p
+}
+
+// freeLoopback135 returns a random 127.x.y.z address whose TCP port 135 is
+// free.
+func freeLoopback135(t *testing.T) string {
+	t.Helper()
+	for range 20 {
+		host := fmt.Sprintf("127.%d.%d.%d", 1+rand.IntN(250), rand.IntN(250), 1+rand.IntN(250))
+		l, err := net.Listen("tcp", net.JoinHostPort(host, "135"))
+		if err == nil {
+			l.Close()
+			return host
+		}
+	}
+	t.Fatal("no 127.x.y.z address with a free TCP port 135")
+	return ""
 }
 
 // TestSCMPAuthenticated: go-msrpc's DCOM client activates and uses SCMP
@@ -338,7 +369,7 @@ func startSCMPAuth(t *testing.T) (fsrvpAddr string, resolverPort int) {
 // unauthenticated client and a plain user are refused with
 // E_ACCESSDENIED.
 func TestSCMPAuthenticated(t *testing.T) {
-	fsrvpAddr, port := startSCMPAuth(t)
+	host, fsrvpAddr, port := startSCMPAuth(t)
 	ctx := t.Context()
 	backup := client.Auth{User: "backup", Password: "backup-pw", Level: client.LevelPrivacy}
 	fc, err := client.Dial(ctx, fsrvpAddr, client.WithAuth(backup))
@@ -358,7 +389,7 @@ func TestSCMPAuthenticated(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			sc, err := scmpc.Dial(ctx, "127.0.0.1", scmpc.Options{ResolverPort: port, Security: sec})
+			sc, err := scmpc.Dial(ctx, host, scmpc.Options{ResolverPort: port, Security: sec})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -391,7 +422,7 @@ func TestSCMPAuthenticated(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			sc, err := scmpc.Dial(ctx, "127.0.0.1", scmpc.Options{ResolverPort: port, Security: sec})
+			sc, err := scmpc.Dial(ctx, host, scmpc.Options{ResolverPort: port, Security: sec})
 			if err == nil {
 				sc.Close(context.Background())
 			}
