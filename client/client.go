@@ -177,13 +177,23 @@ func Dial(ctx context.Context, target string, opts ...Option) (*Client, error) {
 		return nil, &TransportError{Op: "dial", Err: err}
 	}
 
-	// go-msrpc ties the connection's reader and writer goroutines to the
-	// context given to Bind, so bind with a context that lives until Close,
-	// and honour ctx and the timeout from here.
+	rpc, stop, err := bindFSRVP(ctx, dctx, cc, cfg.auth != nil, bindOpts)
+	if err != nil {
+		return nil, &TransportError{Op: "dial", Err: fmt.Errorf("%s: %w", t, err)}
+	}
+	log.Debug("bound FileServerVssAgent v1.0")
+	return &Client{rpc: rpc, conn: cc, stop: stop, timeout: cfg.timeout, log: log, shareHost: cfg.shareHost}, nil
+}
+
+// bindFSRVP binds FileServerVssAgent v1.0 on cc, giving up when dctx ends
+// (closing cc). go-msrpc ties the connection's reader and writer goroutines
+// to the context given to Bind, so the bind gets a context that lives until
+// stop is called (by Close), derived from ctx without its cancellation;
+// with authentication it is a security context of its own, so that the
+// credentials stay out of go-msrpc's global store.
+func bindFSRVP(ctx, dctx context.Context, cc dcerpc.Conn, authenticated bool, bindOpts []dcerpc.Option) (fsrvp.FileServerVSSAgentClient, context.CancelFunc, error) {
 	life, stop := context.WithCancel(context.WithoutCancel(ctx))
-	if cfg.auth != nil {
-		// A security context of its own: credentials stay out of
-		// go-msrpc's global store.
+	if authenticated {
 		life = gssapi.NewSecurityContext(life)
 	}
 	type bound struct {
@@ -204,10 +214,9 @@ func Dial(ctx context.Context, target string, opts ...Option) (*Client, error) {
 	if b.err != nil {
 		stop()
 		_ = cc.Close(context.Background())
-		return nil, &TransportError{Op: "dial", Err: fmt.Errorf("%s: %w", t, b.err)}
+		return nil, nil, b.err
 	}
-	log.Debug("bound FileServerVssAgent v1.0")
-	return &Client{rpc: b.rpc, conn: cc, stop: stop, timeout: cfg.timeout, log: log, shareHost: cfg.shareHost}, nil
+	return b.rpc, stop, nil
 }
 
 // Close closes the connection opened by Dial.

@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/oiweiwei/go-msrpc/dcerpc"
-	fsrvp "github.com/oiweiwei/go-msrpc/msrpc/fsrvp/fileservervssagent/v1"
 	msmb2 "github.com/oiweiwei/go-msrpc/smb2"
 	"github.com/oiweiwei/go-msrpc/ssp"
 	"github.com/oiweiwei/go-msrpc/ssp/credential"
@@ -53,29 +52,12 @@ func DialNP(ctx context.Context, t NPTarget, opts ...Option) (*Client, error) {
 	log := cfg.log.WithField("server", net.JoinHostPort(t.Host, fmt.Sprint(t.Port))).WithField("pipe", t.Pipe)
 	dctx, cancel := context.WithTimeout(ctx, cfg.timeout)
 	defer cancel()
-	life, stop := context.WithCancel(context.WithoutCancel(ctx))
-	type bound struct {
-		rpc fsrvp.FileServerVSSAgentClient
-		err error
-	}
-	ch := make(chan bound, 1)
-	go func() {
-		rpc, err := fsrvp.NewFileServerVSSAgentClient(life, cc, raw.BindOptions...)
-		ch <- bound{rpc, err}
-	}()
-	var b bound
-	select {
-	case b = <-ch:
-	case <-dctx.Done():
-		b.err = dctx.Err()
-	}
-	if b.err != nil {
-		stop()
-		_ = cc.Close(context.Background())
-		return nil, &TransportError{Op: "dial", Err: fmt.Errorf("\\PIPE\\%s on %s: %w", t.Pipe, t.Host, b.err)}
+	rpc, stop, err := bindFSRVP(ctx, dctx, cc, cfg.auth != nil, raw.BindOptions)
+	if err != nil {
+		return nil, &TransportError{Op: "dial", Err: fmt.Errorf("\\PIPE\\%s on %s: %w", t.Pipe, t.Host, err)}
 	}
 	log.Debug("bound FileServerVssAgent v1.0 over ncacn_np")
-	return &Client{rpc: b.rpc, conn: cc, stop: stop, timeout: cfg.timeout, log: log, shareHost: cfg.shareHost}, nil
+	return &Client{rpc: rpc, conn: cc, stop: stop, timeout: cfg.timeout, log: log, shareHost: cfg.shareHost}, nil
 }
 
 // RawConn is a DCE/RPC connection to an FSRVP server that is not bound
