@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,8 +10,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/sirupsen/logrus"
 
 	"github.com/fsrvpd/fsrvpd/server/admin"
 	"github.com/fsrvpd/fsrvpd/server/config"
@@ -54,19 +51,8 @@ func TestAdminSocketPeerCredentials(t *testing.T) {
 	c.Server.EndpointMapper = ""
 	c.Admin.Socket = filepath.Join(work, "admin.sock")
 	c.Admin.Group = fmt.Sprint(gid)
-	for _, s := range c.Shares {
-		os.MkdirAll(s.Path, 0o755)
-	}
-	l := logrus.New()
-	l.SetOutput(io.Discard)
-	d, err := Start(context.Background(), c, logrus.NewEntry(l))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { d.Run(ctx, 5*time.Second); close(done) }()
-	defer func() { cancel(); <-done }()
+	makeShares(t, c, false)
+	runDaemon(t, c, nil)
 
 	fi, err := os.Stat(c.Admin.Socket)
 	if err != nil {

@@ -1,15 +1,11 @@
 package server
 
 import (
-	"context"
 	"encoding/hex"
-	"io"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
-
-	"github.com/sirupsen/logrus"
 
 	"github.com/fsrvpd/fsrvpd/client"
 	"github.com/fsrvpd/fsrvpd/rpc/auth/ntlm"
@@ -39,21 +35,8 @@ func startAuthDaemon(t *testing.T, minLevel string) string {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range c.Shares {
-		if err := os.MkdirAll(s.Path, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	l := logrus.New()
-	l.SetOutput(io.Discard)
-	d, err := Start(context.Background(), c, logrus.NewEntry(l))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { d.Run(ctx, 5*time.Second); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	makeShares(t, c, false)
+	d := runDaemon(t, c, nil)
 	return d.Addrs()[0].String()
 }
 

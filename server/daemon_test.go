@@ -3,10 +3,7 @@ package server
 import (
 	"context"
 	"io"
-	"os"
-	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/sirupsen/logrus"
@@ -26,24 +23,8 @@ func startDemo(tb testing.TB, out io.Writer) (d *Daemon, fsrvpAddr, epmAddr stri
 	c.Server.Listen = []string{"127.0.0.1:0"}
 	c.Server.EndpointMapper = "127.0.0.1:0"
 	c.Server.EndpointMapperOptional = false
-	for _, s := range c.Shares {
-		if err := os.MkdirAll(s.Path, 0o755); err != nil {
-			tb.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(s.Path, "f"), []byte("data"), 0o644); err != nil {
-			tb.Fatal(err)
-		}
-	}
-	l := logrus.New()
-	l.SetOutput(out)
-	d, err := Start(context.Background(), c, logrus.NewEntry(l))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { d.Run(ctx, 5*time.Second); close(done) }()
-	tb.Cleanup(func() { cancel(); <-done })
+	makeShares(tb, c, true)
+	d = runDaemon(tb, c, loggerTo(out, false))
 	addrs := d.Addrs()
 	return d, addrs[0].String(), addrs[len(addrs)-1].String()
 }

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/sirupsen/logrus"
 
 	"github.com/fsrvpd/fsrvpd/client"
 	"github.com/fsrvpd/fsrvpd/server/admin"
@@ -74,26 +73,9 @@ func startOpsDaemon(t *testing.T, seqTimeout time.Duration) (*Daemon, config.Con
 		{Share: "share1", MinAge: config.Duration{Duration: time.Hour}},
 		{Share: "share2", MinAge: config.Duration{Duration: time.Hour}},
 	}
-	for _, s := range c.Shares {
-		if err := os.MkdirAll(s.Path, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(s.Path, "f"), []byte("data"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	makeShares(t, c, true)
 	logs := &logBuffer{mu: make(chan struct{}, 1)}
-	l := logrus.New()
-	l.SetOutput(logs)
-	l.SetFormatter(&logrus.JSONFormatter{})
-	d, err := Start(context.Background(), c, logrus.NewEntry(l))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { d.Run(ctx, 5*time.Second); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	d := runDaemon(t, c, loggerTo(logs, true))
 	return d, c, d.Addrs()[0].String(), logs
 }
 
@@ -413,21 +395,9 @@ func TestRetentionLoop(t *testing.T) {
 	c.Server.EndpointMapper = ""
 	c.Retention.Interval.Duration = 100 * time.Millisecond
 	c.Retention.Policies = []config.RetentionPolicy{{Share: "share1", KeepDaily: 1}}
-	for _, s := range c.Shares {
-		os.MkdirAll(s.Path, 0o755)
-	}
+	makeShares(t, c, false)
 	logs := &logBuffer{mu: make(chan struct{}, 1)}
-	l := logrus.New()
-	l.SetOutput(logs)
-	l.SetFormatter(&logrus.JSONFormatter{})
-	d, err := Start(context.Background(), c, logrus.NewEntry(l))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { d.Run(ctx, 5*time.Second); close(done) }()
-	defer func() { cancel(); <-done }()
+	d := runDaemon(t, c, loggerTo(logs, true))
 
 	cl, err := client.Dial(t.Context(), d.Addrs()[0].String())
 	if err != nil {

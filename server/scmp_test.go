@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -18,7 +17,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/oiweiwei/go-msrpc/dcerpc"
-	"github.com/sirupsen/logrus"
 
 	"github.com/fsrvpd/fsrvpd/client"
 	scmpc "github.com/fsrvpd/fsrvpd/client/scmp"
@@ -55,25 +53,9 @@ func startSCMP(t *testing.T, maxCopies int) (*Daemon, string, int, *syncBuffer) 
 	c.Server.EndpointMapper = "127.0.0.1:0"
 	c.Server.EndpointMapperOptional = false
 	c.SCMP = config.SCMP{Enabled: true, MaxShadowCopies: maxCopies, MinStorageBytes: -1, MinAuthLevel: "privacy", AllowUnauthenticated: true}
-	for _, s := range c.Shares {
-		if err := os.MkdirAll(s.Path, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(s.Path, "f"), []byte("data"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	makeShares(t, c, true)
 	logs := &syncBuffer{}
-	l := logrus.New()
-	l.SetOutput(logs)
-	d, err := Start(context.Background(), c, logrus.NewEntry(l))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { d.Run(ctx, 5*time.Second); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	d := runDaemon(t, c, loggerTo(logs, false))
 	addrs := d.Addrs()
 	_, port, _ := net.SplitHostPort(addrs[len(addrs)-1].String())
 	p, _ := strconv.Atoi(port)
@@ -323,21 +305,8 @@ func startSCMPAuth(t *testing.T) (host, fsrvpAddr string, resolverPort int) {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range c.Shares {
-		if err := os.MkdirAll(s.Path, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	l := logrus.New()
-	l.SetOutput(io.Discard)
-	d, err := Start(context.Background(), c, logrus.NewEntry(l))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { d.Run(ctx, 5*time.Second); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	makeShares(t, c, false)
+	d := runDaemon(t, c, nil)
 	addrs := d.Addrs()
 	_, port, _ := net.SplitHostPort(addrs[len(addrs)-1].String())
 	p, _ := strconv.Atoi(port)

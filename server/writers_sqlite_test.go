@@ -1,9 +1,7 @@
 package server
 
 import (
-	"context"
 	"encoding/json"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,7 +12,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/sirupsen/logrus"
 
 	"github.com/fsrvpd/fsrvpd/client"
 	"github.com/fsrvpd/fsrvpd/client/vss"
@@ -44,11 +41,7 @@ func startLedger(tb testing.TB) (config.Config, *ledger) {
 	c := config.Demo(dir)
 	c.Server.Listen = []string{"127.0.0.1:0"}
 	c.Server.EndpointMapper = ""
-	for _, s := range c.Shares {
-		if err := os.MkdirAll(s.Path, 0o755); err != nil {
-			tb.Fatal(err)
-		}
-	}
+	makeShares(tb, c, false)
 	l := &ledger{dir: filepath.Join(c.Shares[0].Path, "ledger"), marks: filepath.Join(dir, "marks"), writerID: uuid.NewString()}
 	l.db = filepath.Join(l.dir, "ledger.db")
 	os.MkdirAll(l.dir, 0o755)
@@ -115,19 +108,7 @@ func (l *ledger) counter(tb testing.TB, db string) int {
 
 func startDaemon(tb testing.TB, c config.Config) (string, *Daemon) {
 	tb.Helper()
-	lg := logrus.New()
-	lg.SetOutput(io.Discard)
-	if testing.Verbose() {
-		lg.SetOutput(os.Stderr)
-	}
-	d, err := Start(context.Background(), c, logrus.NewEntry(lg))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { d.Run(ctx, 5*time.Second); close(done) }()
-	tb.Cleanup(func() { cancel(); <-done })
+	d := runDaemon(tb, c, nil)
 	return d.Addrs()[0].String(), d
 }
 
