@@ -149,7 +149,16 @@ type Resolver struct {
 	stamps  map[string]time.Time
 	byName  map[string]section // by lower-case name
 	loadErr error
+	loads   int // configuration reads, for tests
 }
+
+// missReread is how old the cache must be before a lookup that misses reads
+// the configuration again. A miss rereads because a share may have been
+// added a moment ago without a change the cache can see (an included file,
+// or a same-tick modification time of smb.conf); the interval keeps a
+// client that asks for unknown names in a loop from running testparm (20 to
+// 200 ms each) on every call.
+const missReread = time.Second
 
 var _ shares.Resolver = (*Resolver)(nil)
 
@@ -213,8 +222,12 @@ func (r *Resolver) find(ctx context.Context, name string, reread bool) (section,
 	if !ok && !reread {
 		return section{}, fmt.Errorf("share %q: %w", name, shares.ErrNotFound)
 	}
+	if !ok && time.Since(r.at) < missReread {
+		return section{}, fmt.Errorf("share %q: %w", name, shares.ErrNotFound)
+	}
 	if !ok {
-		// A share added a moment ago (same-second mtime): read again.
+		// A share added a moment ago (in an included file, or within
+		// the same mtime tick): read again.
 		if err := r.load(ctx, true); err != nil {
 			return section{}, err
 		}
@@ -236,6 +249,7 @@ func (r *Resolver) load(ctx context.Context, force bool) error {
 	if !force && r.byName != nil && time.Since(r.at) < r.ttl && equalStamps(stamps, r.stamps) {
 		return nil
 	}
+	r.loads++
 	list, err := r.sm.shares(ctx, r.reg)
 	if err != nil {
 		return err
