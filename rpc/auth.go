@@ -78,9 +78,10 @@ type SecurityContext interface {
 	// Identity is the authenticated client; valid once Accept reported
 	// done. The runtime shares it among calls: it must not change.
 	Identity() *Identity
-	// SignatureSize is the length of the auth_value of a protected PDU
-	// (16 for NTLM).
-	SignatureSize() int
+	// SignatureSize is the length of the auth_value of a PDU protected at
+	// level, AuthLevelIntegrity or AuthLevelPrivacy (16 for NTLM at
+	// both; a Kerberos MIC token and wrap token differ).
+	SignatureSize(level uint8) int
 	// Wrap protects an outgoing PDU: at AuthLevelIntegrity it writes the
 	// signature into m.Signature; at AuthLevelPrivacy it also encrypts
 	// m.Body in place.

@@ -228,7 +228,7 @@ func (c *conn) requestAuth(h dcerpc.Header, frame []byte, stubAt int) ([]byte, *
 // writes them; sc is at integrity or privacy level. Signing happens under
 // the write lock so that sequence numbers follow the wire order.
 func (c *conn) protectedResponse(callID uint32, ctxID uint16, stub []byte, sc *secContext) {
-	sigSize := sc.sc.SignatureSize()
+	sigSize := sc.sc.SignatureSize(sc.level)
 	// The auth padding aligns the stub's end to 16 bytes from the end of
 	// the 16-byte header; a chunk that ends aligned needs none, so the
 	// fragment stays within maxFrag.

@@ -36,9 +36,8 @@ func (p *Provider) NewContext(rpc.ConnInfo) (rpc.SecurityContext, error) {
 
 // rpcContext adapts Context to rpc.SecurityContext.
 type rpcContext struct {
-	c     *Context
-	id    *rpc.Identity
-	level uint8 // learnt from the first protected request
+	c  *Context
+	id *rpc.Identity
 }
 
 func (r *rpcContext) Accept(_ context.Context, tok []byte) ([]byte, bool, error) {
@@ -62,10 +61,9 @@ func (r *rpcContext) Accept(_ context.Context, tok []byte) ([]byte, bool, error)
 func (r *rpcContext) Identity() *rpc.Identity { return r.id }
 
 // SignatureSize depends on the level: a MIC token at integrity, a wrap
-// token at privacy. Responses follow a verified request, whose Unwrap told
-// the level.
-func (r *rpcContext) SignatureSize() int {
-	if r.level == rpc.AuthLevelPrivacy {
+// token at privacy.
+func (r *rpcContext) SignatureSize(level uint8) int {
+	if level == rpc.AuthLevelPrivacy {
 		return r.c.SealSize()
 	}
 	return r.c.SignatureSize()
@@ -107,11 +105,6 @@ func (r *rpcContext) Wrap(m *rpc.Message) error {
 }
 
 func (r *rpcContext) Unwrap(m *rpc.Message) error {
-	if r.level == 0 {
-		r.level = m.Level
-	} else if r.level != m.Level {
-		return fmt.Errorf("krb5: level changed from %d to %d", r.level, m.Level)
-	}
 	p, err := parts(m, m.Level == rpc.AuthLevelPrivacy)
 	if err != nil {
 		return err

@@ -266,7 +266,7 @@ func (c *Context) deriveKeys(exported []byte) {
 func (c *Context) Identity() *rpc.Identity { return c.identity }
 
 // SignatureSize implements rpc.SecurityContext.
-func (c *Context) SignatureSize() int { return SignatureSize }
+func (c *Context) SignatureSize(uint8) int { return SignatureSize }
 
 // mac computes the signature of msg with sequence number seq (§3.4.4.2):
 // version 1, HMAC_MD5(SignKey, seq||msg)[:8] (RC4-encrypted with the

@@ -162,7 +162,7 @@ func (c *Context) step(ctx context.Context, tok, mic []byte, first bool) ([]byte
 func (c *Context) Identity() *rpc.Identity { return c.identity }
 
 // SignatureSize implements rpc.SecurityContext.
-func (c *Context) SignatureSize() int { return c.inner.SignatureSize() }
+func (c *Context) SignatureSize(level uint8) int { return c.inner.SignatureSize(level) }
 
 // Wrap implements rpc.SecurityContext with the chosen mechanism.
 func (c *Context) Wrap(m *rpc.Message) error {

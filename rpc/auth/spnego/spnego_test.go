@@ -40,7 +40,7 @@ func (c *fakeCtx) Accept(_ context.Context, tok []byte) ([]byte, bool, error) {
 	return []byte("welcome"), true, nil
 }
 func (c *fakeCtx) Identity() *rpc.Identity   { return &rpc.Identity{User: "kuser", Mechanism: "Fake"} }
-func (c *fakeCtx) SignatureSize() int        { return 0 }
+func (c *fakeCtx) SignatureSize(uint8) int   { return 0 }
 func (c *fakeCtx) Wrap(*rpc.Message) error   { return nil }
 func (c *fakeCtx) Unwrap(*rpc.Message) error { return nil }
 
