@@ -14,6 +14,8 @@ import (
 	fsrvp "github.com/oiweiwei/go-msrpc/msrpc/fsrvp/fileservervssagent/v1"
 	"github.com/oiweiwei/go-msrpc/ssp/gssapi"
 	"github.com/sirupsen/logrus"
+
+	"github.com/fsrvpd/fsrvpd/rpc/msdtyp"
 )
 
 // DefaultTimeout is the default limit for one RPC call, the value the Windows
@@ -298,12 +300,12 @@ func (c *Client) SetContext(ctx context.Context, shadowCopyContext uint32) error
 // servers reject uuid.Nil); it is sent as given.
 func (c *Client) StartShadowCopySet(ctx context.Context, clientSetID uuid.UUID) (uuid.UUID, error) {
 	resp, err := invoke(c, ctx, "StartShadowCopySet", func(ctx context.Context) (*fsrvp.StartShadowCopySetResponse, error) {
-		return c.rpc.StartShadowCopySet(ctx, &fsrvp.StartShadowCopySetRequest{ClientShadowCopySetID: guidToDTYP(clientSetID)})
+		return c.rpc.StartShadowCopySet(ctx, &fsrvp.StartShadowCopySetRequest{ClientShadowCopySetID: msdtyp.GUID(clientSetID)})
 	}, func(r *fsrvp.StartShadowCopySetResponse) uint32 { return r.Return })
 	if err != nil {
 		return uuid.Nil, err
 	}
-	return dtypToGUID(resp.ShadowCopySetID), nil
+	return msdtyp.UUID(resp.ShadowCopySetID), nil
 }
 
 // AddToShadowCopySet (opnum 3) adds the share shareUNC to the set and returns
@@ -311,22 +313,22 @@ func (c *Client) StartShadowCopySet(ctx context.Context, clientSetID uuid.UUID) 
 func (c *Client) AddToShadowCopySet(ctx context.Context, clientSCID, setID uuid.UUID, shareUNC string) (uuid.UUID, error) {
 	resp, err := invoke(c, ctx, "AddToShadowCopySet", func(ctx context.Context) (*fsrvp.AddToShadowCopySetResponse, error) {
 		return c.rpc.AddToShadowCopySet(ctx, &fsrvp.AddToShadowCopySetRequest{
-			ClientShadowCopyID: guidToDTYP(clientSCID),
-			ShadowCopySetID:    guidToDTYP(setID),
+			ClientShadowCopyID: msdtyp.GUID(clientSCID),
+			ShadowCopySetID:    msdtyp.GUID(setID),
 			ShareName:          shareUNC,
 		})
 	}, func(r *fsrvp.AddToShadowCopySetResponse) uint32 { return r.Return })
 	if err != nil {
 		return uuid.Nil, err
 	}
-	return dtypToGUID(resp.ShadowCopyID), nil
+	return msdtyp.UUID(resp.ShadowCopyID), nil
 }
 
 // PrepareShadowCopySet (opnum 12) prepares the set's shadow copies; the
 // server waits at most timeout (sent in milliseconds).
 func (c *Client) PrepareShadowCopySet(ctx context.Context, setID uuid.UUID, timeout time.Duration) error {
 	_, err := invoke(c, ctx, "PrepareShadowCopySet", func(ctx context.Context) (*fsrvp.PrepareShadowCopySetResponse, error) {
-		return c.rpc.PrepareShadowCopySet(ctx, &fsrvp.PrepareShadowCopySetRequest{ShadowCopySetID: guidToDTYP(setID), TimeoutInMilliseconds: millis(timeout)})
+		return c.rpc.PrepareShadowCopySet(ctx, &fsrvp.PrepareShadowCopySetRequest{ShadowCopySetID: msdtyp.GUID(setID), TimeoutInMilliseconds: millis(timeout)})
 	}, func(r *fsrvp.PrepareShadowCopySetResponse) uint32 { return r.Return })
 	return err
 }
@@ -334,7 +336,7 @@ func (c *Client) PrepareShadowCopySet(ctx context.Context, setID uuid.UUID, time
 // CommitShadowCopySet (opnum 4) takes the shadow copies of the set.
 func (c *Client) CommitShadowCopySet(ctx context.Context, setID uuid.UUID, timeout time.Duration) error {
 	_, err := invoke(c, ctx, "CommitShadowCopySet", func(ctx context.Context) (*fsrvp.CommitShadowCopySetResponse, error) {
-		return c.rpc.CommitShadowCopySet(ctx, &fsrvp.CommitShadowCopySetRequest{ShadowCopySetID: guidToDTYP(setID), TimeoutInMilliseconds: millis(timeout)})
+		return c.rpc.CommitShadowCopySet(ctx, &fsrvp.CommitShadowCopySetRequest{ShadowCopySetID: msdtyp.GUID(setID), TimeoutInMilliseconds: millis(timeout)})
 	}, func(r *fsrvp.CommitShadowCopySetResponse) uint32 { return r.Return })
 	return err
 }
@@ -342,7 +344,7 @@ func (c *Client) CommitShadowCopySet(ctx context.Context, setID uuid.UUID, timeo
 // ExposeShadowCopySet (opnum 5) exposes the set's shadow copies as shares.
 func (c *Client) ExposeShadowCopySet(ctx context.Context, setID uuid.UUID, timeout time.Duration) error {
 	_, err := invoke(c, ctx, "ExposeShadowCopySet", func(ctx context.Context) (*fsrvp.ExposeShadowCopySetResponse, error) {
-		return c.rpc.ExposeShadowCopySet(ctx, &fsrvp.ExposeShadowCopySetRequest{ShadowCopySetID: guidToDTYP(setID), TimeoutInMilliseconds: millis(timeout)})
+		return c.rpc.ExposeShadowCopySet(ctx, &fsrvp.ExposeShadowCopySetRequest{ShadowCopySetID: msdtyp.GUID(setID), TimeoutInMilliseconds: millis(timeout)})
 	}, func(r *fsrvp.ExposeShadowCopySetResponse) uint32 { return r.Return })
 	return err
 }
@@ -352,7 +354,7 @@ func (c *Client) ExposeShadowCopySet(ctx context.Context, setID uuid.UUID, timeo
 // server's 180-second message sequence timer.
 func (c *Client) RecoveryCompleteShadowCopySet(ctx context.Context, setID uuid.UUID) error {
 	_, err := invoke(c, ctx, "RecoveryCompleteShadowCopySet", func(ctx context.Context) (*fsrvp.RecoveryCompleteShadowCopySetResponse, error) {
-		return c.rpc.RecoveryCompleteShadowCopySet(ctx, &fsrvp.RecoveryCompleteShadowCopySetRequest{ShadowCopySetID: guidToDTYP(setID)})
+		return c.rpc.RecoveryCompleteShadowCopySet(ctx, &fsrvp.RecoveryCompleteShadowCopySetRequest{ShadowCopySetID: msdtyp.GUID(setID)})
 	}, func(r *fsrvp.RecoveryCompleteShadowCopySetResponse) uint32 { return r.Return })
 	return err
 }
@@ -360,7 +362,7 @@ func (c *Client) RecoveryCompleteShadowCopySet(ctx context.Context, setID uuid.U
 // AbortShadowCopySet (opnum 7) deletes the set and its shadow copies.
 func (c *Client) AbortShadowCopySet(ctx context.Context, setID uuid.UUID) error {
 	_, err := invoke(c, ctx, "AbortShadowCopySet", func(ctx context.Context) (*fsrvp.AbortShadowCopySetResponse, error) {
-		return c.rpc.AbortShadowCopySet(ctx, &fsrvp.AbortShadowCopySetRequest{ShadowCopySetID: guidToDTYP(setID)})
+		return c.rpc.AbortShadowCopySet(ctx, &fsrvp.AbortShadowCopySetRequest{ShadowCopySetID: msdtyp.GUID(setID)})
 	}, func(r *fsrvp.AbortShadowCopySetResponse) uint32 { return r.Return })
 	return err
 }
@@ -411,8 +413,8 @@ type Mapping struct {
 func (c *Client) GetShareMapping(ctx context.Context, scID, setID uuid.UUID, shareUNC string, level uint32) (Mapping, error) {
 	resp, err := invoke(c, ctx, "GetShareMapping", func(ctx context.Context) (*fsrvp.GetShareMappingResponse, error) {
 		return c.rpc.GetShareMapping(ctx, &fsrvp.GetShareMappingRequest{
-			ShadowCopyID:    guidToDTYP(scID),
-			ShadowCopySetID: guidToDTYP(setID),
+			ShadowCopyID:    msdtyp.GUID(scID),
+			ShadowCopySetID: msdtyp.GUID(setID),
 			ShareName:       shareUNC,
 			Level:           level,
 		})
@@ -425,8 +427,8 @@ func (c *Client) GetShareMapping(ctx context.Context, scID, setID uuid.UUID, sha
 		return Mapping{}, fmt.Errorf("GetShareMapping: server returned success without a level-1 mapping")
 	}
 	return Mapping{
-		ShadowCopySetID: dtypToGUID(m1.ShadowCopySetID),
-		ShadowCopyID:    dtypToGUID(m1.ShadowCopyID),
+		ShadowCopySetID: msdtyp.UUID(m1.ShadowCopySetID),
+		ShadowCopyID:    msdtyp.UUID(m1.ShadowCopyID),
 		ShareUNC:        m1.ShareNameUNC,
 		ExposedName:     m1.ShadowCopyShareName,
 		CreationTime:    FiletimeToTime(m1.CreationTimestamp),
@@ -438,8 +440,8 @@ func (c *Client) GetShareMapping(ctx context.Context, scID, setID uuid.UUID, sha
 func (c *Client) DeleteShareMapping(ctx context.Context, setID, scID uuid.UUID, shareUNC string) error {
 	_, err := invoke(c, ctx, "DeleteShareMapping", func(ctx context.Context) (*fsrvp.DeleteShareMappingResponse, error) {
 		return c.rpc.DeleteShareMapping(ctx, &fsrvp.DeleteShareMappingRequest{
-			ShadowCopySetID: guidToDTYP(setID),
-			ShadowCopyID:    guidToDTYP(scID),
+			ShadowCopySetID: msdtyp.GUID(setID),
+			ShadowCopyID:    msdtyp.GUID(scID),
 			ShareName:       shareUNC,
 		})
 	}, func(r *fsrvp.DeleteShareMappingResponse) uint32 { return r.Return })

@@ -18,6 +18,8 @@ import (
 	"github.com/oiweiwei/go-msrpc/dcerpc"
 	"github.com/oiweiwei/go-msrpc/msrpc/dtyp"
 	fsrvp "github.com/oiweiwei/go-msrpc/msrpc/fsrvp/fileservervssagent/v1"
+
+	"github.com/fsrvpd/fsrvpd/rpc/msdtyp"
 )
 
 // Return codes used by Fake (the same values as the client.E* constants;
@@ -129,24 +131,7 @@ func shareName(unc string) string {
 	return strings.ToLower(name)
 }
 
-func toUUID(g *dtyp.GUID) uuid.UUID {
-	if g == nil {
-		return uuid.Nil
-	}
-	u, _ := uuid.Parse(g.String())
-	return u
-}
-
-func toGUID(u uuid.UUID) *dtyp.GUID {
-	return &dtyp.GUID{
-		Data1: uint32(u[0])<<24 | uint32(u[1])<<16 | uint32(u[2])<<8 | uint32(u[3]),
-		Data2: uint16(u[4])<<8 | uint16(u[5]),
-		Data3: uint16(u[6])<<8 | uint16(u[7]),
-		Data4: append([]byte(nil), u[8:]...),
-	}
-}
-
-func (f *Fake) set(g *dtyp.GUID) *fakeSet { return f.sets[toUUID(g)] }
+func (f *Fake) set(g *dtyp.GUID) *fakeSet { return f.sets[msdtyp.UUID(g)] }
 
 func (f *Fake) GetSupportedVersion(ctx context.Context, req *fsrvp.GetSupportedVersionRequest) (*fsrvp.GetSupportedVersionResponse, error) {
 	f.mu.Lock()
@@ -178,7 +163,7 @@ func (f *Fake) StartShadowCopySet(ctx context.Context, req *fsrvp.StartShadowCop
 	if rc := f.enter("StartShadowCopySet"); rc != 0 {
 		return &fsrvp.StartShadowCopySetResponse{Return: rc}, nil
 	}
-	if toUUID(req.ClientShadowCopySetID) == uuid.Nil {
+	if msdtyp.UUID(req.ClientShadowCopySetID) == uuid.Nil {
 		return &fsrvp.StartShadowCopySetResponse{Return: eInvalidArg}, nil
 	}
 	if !f.contextSet {
@@ -191,7 +176,7 @@ func (f *Fake) StartShadowCopySet(ctx context.Context, req *fsrvp.StartShadowCop
 	}
 	s := &fakeSet{id: uuid.New(), status: statusStarted, context: f.context}
 	f.sets[s.id] = s
-	return &fsrvp.StartShadowCopySetResponse{ShadowCopySetID: toGUID(s.id)}, nil
+	return &fsrvp.StartShadowCopySetResponse{ShadowCopySetID: msdtyp.GUID(s.id)}, nil
 }
 
 func (f *Fake) AddToShadowCopySet(ctx context.Context, req *fsrvp.AddToShadowCopySetRequest) (*fsrvp.AddToShadowCopySetResponse, error) {
@@ -219,7 +204,7 @@ func (f *Fake) AddToShadowCopySet(ctx context.Context, req *fsrvp.AddToShadowCop
 	c := &fakeCopy{id: uuid.New(), share: req.ShareName, name: name, created: f.Now()}
 	s.copies = append(s.copies, c)
 	s.status = statusAdded
-	return &fsrvp.AddToShadowCopySetResponse{ShadowCopyID: toGUID(c.id)}, nil
+	return &fsrvp.AddToShadowCopySetResponse{ShadowCopyID: msdtyp.GUID(c.id)}, nil
 }
 
 // step checks the set and its status for Prepare/Commit/Expose/Recovery.
@@ -290,7 +275,7 @@ func (f *Fake) AbortShadowCopySet(ctx context.Context, req *fsrvp.AbortShadowCop
 	if f.set(req.ShadowCopySetID) == nil {
 		return &fsrvp.AbortShadowCopySetResponse{Return: eSetIDMismatch}, nil
 	}
-	delete(f.sets, toUUID(req.ShadowCopySetID))
+	delete(f.sets, msdtyp.UUID(req.ShadowCopySetID))
 	f.contextSet = false
 	return &fsrvp.AbortShadowCopySetResponse{}, nil
 }
@@ -332,7 +317,7 @@ func (f *Fake) IsPathShadowCopied(ctx context.Context, req *fsrvp.IsPathShadowCo
 
 func (f *Fake) findCopy(s *fakeSet, scID *dtyp.GUID, share string) *fakeCopy {
 	for _, c := range s.copies {
-		if c.id == toUUID(scID) && c.name == shareName(share) {
+		if c.id == msdtyp.UUID(scID) && c.name == shareName(share) {
 			return c
 		}
 	}
@@ -366,11 +351,11 @@ func (f *Fake) GetShareMapping(ctx context.Context, req *fsrvp.GetShareMappingRe
 		return resp, nil
 	}
 	resp.ShareMapping = &fsrvp.ShareMapping{Value: &fsrvp.ShareMapping_1{ShareMapping1: &fsrvp.ShareMapping1{
-		ShadowCopySetID:     toGUID(s.id),
-		ShadowCopyID:        toGUID(c.id),
+		ShadowCopySetID:     msdtyp.GUID(s.id),
+		ShadowCopyID:        msdtyp.GUID(c.id),
 		ShareNameUNC:        c.share,
 		ShadowCopyShareName: c.exposed,
-		CreationTimestamp:   c.created.UnixNano()/100 + 116444736000000000,
+		CreationTimestamp:   msdtyp.Filetime(c.created),
 	}}}
 	return resp, nil
 }

@@ -28,6 +28,8 @@ import (
 	"github.com/oiweiwei/go-msrpc/msrpc/dcom/scmp/ivsssnapshotmgmt/v0"
 	"github.com/oiweiwei/go-msrpc/msrpc/dtyp"
 	"github.com/oiweiwei/go-msrpc/ssp/gssapi"
+
+	"github.com/fsrvpd/fsrvpd/rpc/msdtyp"
 )
 
 // Identifiers (VSS SDK vsmgmt.h; MS-SCMP §1.9).
@@ -120,22 +122,7 @@ type DiffVolume struct {
 }
 
 func (c *Client) this() *dcom.ORPCThis {
-	return &dcom.ORPCThis{Version: c.version, CID: (*dcom.CID)(guid(uuid.New()))}
-}
-
-func guid(u uuid.UUID) *dtyp.GUID {
-	g := &dtyp.GUID{Data1: uint32(u[0])<<24 | uint32(u[1])<<16 | uint32(u[2])<<8 | uint32(u[3]),
-		Data2: uint16(u[4])<<8 | uint16(u[5]), Data3: uint16(u[6])<<8 | uint16(u[7])}
-	g.Data4 = append([]byte(nil), u[8:]...)
-	return g
-}
-
-func uuidOf(g *dtyp.GUID) uuid.UUID {
-	if g == nil {
-		return uuid.Nil
-	}
-	u, _ := uuid.Parse(g.String())
-	return u
+	return &dcom.ORPCThis{Version: c.version, CID: (*dcom.CID)(msdtyp.GUID(uuid.New()))}
 }
 
 // check turns a call's outcome into an error: err only when no response
@@ -317,7 +304,7 @@ func (c *Client) drainMgmt(ctx context.Context, ip *dcom.InterfacePointer) ([]*g
 // (QueryVolumesSupportedForSnapshots, MS-SCMP §3.1.4.2.2).
 func (c *Client) Volumes(ctx context.Context) ([]Volume, error) {
 	r, err := c.cli.SnapshotManagement().IPID(ctx, c.mgmt).QueryVolumesSupportedForSnapshots(ctx, &ivsssnapshotmgmt.QueryVolumesSupportedForSnapshotsRequest{
-		This: c.this(), ProviderID: (*gscmp.ID)(guid(SystemProvider)), Context: 0x1D})
+		This: c.this(), ProviderID: (*gscmp.ID)(msdtyp.GUID(SystemProvider)), Context: 0x1D})
 	if err := check(r == nil, func() int32 { return r.Return }, err); err != nil {
 		return nil, err
 	}
@@ -335,15 +322,10 @@ func (c *Client) Volumes(ctx context.Context) ([]Volume, error) {
 }
 
 // fromFileTime converts a FILETIME.
-func fromFileTime(ft int64) time.Time {
-	const epochDelta = 116444736000000000
-	return time.Unix(0, (ft-epochDelta)*100).UTC()
-}
-
 // ShadowCopies lists the shadow copies of a volume (QuerySnapshotsByVolume).
 func (c *Client) ShadowCopies(ctx context.Context, volume string) ([]ShadowCopy, error) {
 	r, err := c.cli.SnapshotManagement().IPID(ctx, c.mgmt).QuerySnapshotsByVolume(ctx, &ivsssnapshotmgmt.QuerySnapshotsByVolumeRequest{
-		This: c.this(), VolumeName: volume, ProviderID: (*gscmp.ID)(guid(SystemProvider))})
+		This: c.this(), VolumeName: volume, ProviderID: (*gscmp.ID)(msdtyp.GUID(SystemProvider))})
 	if err := check(r == nil, func() int32 { return r.Return }, err); err != nil {
 		return nil, err
 	}
@@ -362,10 +344,10 @@ func (c *Client) ShadowCopies(ctx context.Context, volume string) ([]ShadowCopy,
 				continue
 			}
 			out = append(out, ShadowCopy{
-				ID: uuidOf((*dtyp.GUID)(s.SnapshotID)), SetID: uuidOf((*dtyp.GUID)(s.SnapshotSetID)), SetCount: s.SnapshotsCount,
+				ID: msdtyp.UUID((*dtyp.GUID)(s.SnapshotID)), SetID: msdtyp.UUID((*dtyp.GUID)(s.SnapshotSetID)), SetCount: s.SnapshotsCount,
 				DeviceObject: s.SnapshotDeviceObject, OriginalVolume: s.OriginalVolumeName, Machine: s.ServiceMachine,
-				Attributes: s.SnapshotAttributes, Created: fromFileTime(s.CreationTimestamp),
-				Provider: uuidOf((*dtyp.GUID)(s.ProviderID)), Status: uint32(s.Status),
+				Attributes: s.SnapshotAttributes, Created: msdtyp.Time(s.CreationTimestamp),
+				Provider: msdtyp.UUID((*dtyp.GUID)(s.ProviderID)), Status: uint32(s.Status),
 			})
 		}
 		switch n.Return {
@@ -384,7 +366,7 @@ func (c *Client) ShadowCopies(ctx context.Context, volume string) ([]ShadowCopy,
 func (c *Client) diffMgmt(ctx context.Context) (diffmgmt.DifferentialSoftwareSnapshotManagementClient, error) {
 	if c.diff == nil {
 		r, err := c.cli.SnapshotManagement().IPID(ctx, c.mgmt).GetProviderManagementInterface(ctx, &ivsssnapshotmgmt.GetProviderManagementInterfaceRequest{
-			This: c.this(), ProviderID: (*gscmp.ID)(guid(SystemProvider)), InterfaceID: diffmgmt.DifferentialSoftwareSnapshotManagementIID})
+			This: c.this(), ProviderID: (*gscmp.ID)(msdtyp.GUID(SystemProvider)), InterfaceID: diffmgmt.DifferentialSoftwareSnapshotManagementIID})
 		if err := check(r == nil, func() int32 { return r.Return }, err); err != nil {
 			return nil, err
 		}

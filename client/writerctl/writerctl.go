@@ -45,6 +45,8 @@ import (
 	msuuid "github.com/oiweiwei/go-msrpc/midl/uuid"
 	"github.com/oiweiwei/go-msrpc/msrpc/dtyp"
 	"github.com/oiweiwei/go-msrpc/ndr"
+
+	"github.com/fsrvpd/fsrvpd/rpc/msdtyp"
 )
 
 // SyntaxV1_0 is the interface's abstract syntax.
@@ -80,30 +82,6 @@ func (e *Error) Error() string {
 func IsNotFound(err error) bool {
 	var e *Error
 	return errors.As(err, &e) && e.Code == E_FILE_NOT_FOUND
-}
-
-// GUIDToWire and GUIDFromWire convert between uuid.UUID and the wire GUID
-// (Data1-3 little-endian on the wire, as dtyp.GUID encodes them).
-func GUIDToWire(u uuid.UUID) *dtyp.GUID {
-	return &dtyp.GUID{
-		Data1: uint32(u[0])<<24 | uint32(u[1])<<16 | uint32(u[2])<<8 | uint32(u[3]),
-		Data2: uint16(u[4])<<8 | uint16(u[5]),
-		Data3: uint16(u[6])<<8 | uint16(u[7]),
-		Data4: append([]byte(nil), u[8:]...),
-	}
-}
-
-// GUIDFromWire is the inverse of GUIDToWire; nil gives uuid.Nil.
-func GUIDFromWire(g *dtyp.GUID) uuid.UUID {
-	var u uuid.UUID
-	if g == nil || len(g.Data4) != 8 {
-		return u
-	}
-	u[0], u[1], u[2], u[3] = byte(g.Data1>>24), byte(g.Data1>>16), byte(g.Data1>>8), byte(g.Data1)
-	u[4], u[5] = byte(g.Data2>>8), byte(g.Data2)
-	u[6], u[7] = byte(g.Data3>>8), byte(g.Data3)
-	copy(u[8:], g.Data4)
-	return u
 }
 
 // ReadSetDocumentOp is opnum 0, with hand-written NDR.
@@ -214,7 +192,7 @@ func NewServerHandle(s Server) dcerpc.ServerHandle {
 			if err := op.UnmarshalNDRRequest(ctx, r); err != nil {
 				return nil, err
 			}
-			op.Document, op.Return = s.ReadSetDocument(ctx, GUIDFromWire(op.SetID), op.Name)
+			op.Document, op.Return = s.ReadSetDocument(ctx, msdtyp.UUID(op.SetID), op.Name)
 			if op.Return != S_OK {
 				op.Document = ""
 			}
@@ -251,7 +229,7 @@ func New(ctx context.Context, cc dcerpc.Conn, opts ...dcerpc.Option) (*Client, e
 // ReadSetDocument returns the document name (a path relative to the set's
 // document directory, e.g. vss.BackupComponentsFile) of set setID.
 func (c *Client) ReadSetDocument(ctx context.Context, setID uuid.UUID, name string) ([]byte, error) {
-	op := &ReadSetDocumentOp{SetID: GUIDToWire(setID), Name: name}
+	op := &ReadSetDocumentOp{SetID: msdtyp.GUID(setID), Name: name}
 	if err := c.cc.Invoke(ctx, op); err != nil {
 		return nil, err
 	}

@@ -5,9 +5,7 @@ package scmp
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/oiweiwei/go-msrpc/msrpc/dcom"
@@ -20,6 +18,7 @@ import (
 
 	"github.com/fsrvpd/fsrvpd/rpc"
 	ourdcom "github.com/fsrvpd/fsrvpd/rpc/dcom"
+	"github.com/fsrvpd/fsrvpd/rpc/msdtyp"
 )
 
 // HRESULTs (MS-SCMP §2.2.4).
@@ -79,26 +78,10 @@ func providerCheck(id *scmp.ID) uint32 {
 	if g == nil || g.IsZero() {
 		return eInvalidArg
 	}
-	if !g.Equal(guidOf(ProviderID)) {
+	if !g.Equal(msdtyp.GUID(ProviderID)) {
 		return vssEProviderNotRegistered
 	}
 	return sOK
-}
-
-// guidOf converts a UUID to go-msrpc's GUID.
-func guidOf(u uuid.UUID) *dtyp.GUID {
-	return &dtyp.GUID{
-		Data1: binary.BigEndian.Uint32(u[0:4]),
-		Data2: binary.BigEndian.Uint16(u[4:6]),
-		Data3: binary.BigEndian.Uint16(u[6:8]),
-		Data4: append([]byte(nil), u[8:]...),
-	}
-}
-
-// fileTime converts to a FILETIME: 100 ns intervals since 1601-01-01 UTC.
-func fileTime(t time.Time) int64 {
-	const epochDelta = 116444736000000000
-	return t.UnixNano()/100 + epochDelta
 }
 
 type snapshotMgmt struct{ s *Service }
@@ -171,16 +154,16 @@ func (x *snapshotMgmt) QuerySnapshotsByVolume(ctx context.Context, req *ivsssnap
 	var items []*scmp.ObjectProperty
 	for _, sc := range x.s.m.ShadowCopies(v) {
 		items = append(items, &scmp.ObjectProperty{Type: scmp.ObjectTypeSnapshot, Object: &scmp.ObjectUnion{Value: &scmp.ObjectUnion_Snap{Snap: &scmp.SnapshotProperty{
-			SnapshotID:           (*scmp.ID)(guidOf(sc.ID)),
-			SnapshotSetID:        (*scmp.ID)(guidOf(sc.SetID)),
+			SnapshotID:           (*scmp.ID)(msdtyp.GUID(sc.ID)),
+			SnapshotSetID:        (*scmp.ID)(msdtyp.GUID(sc.SetID)),
 			SnapshotsCount:       int32(sc.SetSize),
 			SnapshotDeviceObject: sc.SnapshotPath,
 			OriginalVolumeName:   v.Name,
 			OriginatingMachine:   x.s.m.cfg.ServerName,
 			ServiceMachine:       x.s.m.cfg.ServerName,
-			ProviderID:           (*scmp.ID)(guidOf(ProviderID)),
+			ProviderID:           (*scmp.ID)(msdtyp.GUID(ProviderID)),
 			SnapshotAttributes:   ctxClientAccessible,
-			CreationTimestamp:    fileTime(sc.Created),
+			CreationTimestamp:    msdtyp.Filetime(sc.Created),
 			Status:               scmp.SnapshotStateCreated,
 		}}}})
 	}
