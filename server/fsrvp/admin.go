@@ -141,7 +141,7 @@ func (s *Service) AdminAbort(_ context.Context, id uuid.UUID, who string) error 
 	if s.finished(set) {
 		return fmt.Errorf("%s is %s: %w; delete it instead", id, set.Status, ErrSetFinished)
 	}
-	return s.removeSetLocked(set, logrus.Fields{"op": "admin abort", "by": who})
+	return s.removeSetLocked(set, true, logrus.Fields{"op": "admin abort", "by": who})
 }
 
 // DeleteSet deletes a finished set (Recovered, or Exposed in compat =
@@ -158,19 +158,20 @@ func (s *Service) DeleteSet(_ context.Context, id uuid.UUID, who string) error {
 	if !s.finished(set) || s.jobs[id] != nil {
 		return fmt.Errorf("%s is %s: %w; abort it instead", id, set.Status, ErrSetInUse)
 	}
-	return s.removeSetLocked(set, logrus.Fields{"op": "delete", "by": who})
+	return s.removeSetLocked(set, false, logrus.Fields{"op": "delete", "by": who})
 }
 
 // removeSetLocked deletes set's shares and snapshots, then its record,
-// and ends the sequence if no set is left in creation. It is the path of
-// AbortShadowCopySet and of the administrative deletes. Callers hold s.mu.
-func (s *Service) removeSetLocked(set *Set, f logrus.Fields) error {
+// and, when endSequence, ends the sequence if no set is left in creation.
+// It is the path of AbortShadowCopySet and of the administrative deletes.
+// Callers hold s.mu.
+func (s *Service) removeSetLocked(set *Set, endSequence bool, f logrus.Fields) error {
 	if err := s.destroyLocked(set); err != nil {
 		s.log.WithError(err).WithFields(f).WithField("set_id", set.ID).Error("cannot delete shadow copy set")
 		return err
 	}
 	delete(s.sets, set.ID)
-	s.endSequenceIfIdleLocked()
+	s.endSequenceIfIdleLocked(endSequence)
 	if err := s.persist(s.g, nil, []uuid.UUID{set.ID}); err != nil {
 		return fmt.Errorf("%w: %v", errPersist, err)
 	}

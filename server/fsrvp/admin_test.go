@@ -72,6 +72,26 @@ func TestAdminAbortAndDelete(t *testing.T) {
 	}
 }
 
+// Deleting a finished set, whether by an administrator, the retention
+// policy or another client's DeleteShareMapping, does not end a sequence
+// that has a context but no set yet (CI once caught the retention loop
+// doing so between SetContext and StartShadowCopySet).
+func TestDeletingFinishedSetKeepsContext(t *testing.T) {
+	h := newHarness(t)
+	old := h.upTo(Recovered, CtxNASRollback, "share1")
+	older := h.upTo(Recovered, CtxNASRollback, "share2")
+	must(t, "SetContext", h.s.SetContext(ctx, alice, CtxBackup))
+	if err := h.s.DeleteSet(ctx, old.set, "retention"); err != nil {
+		t.Fatal(err)
+	}
+	must(t, "DeleteShareMapping by another client", h.s.DeleteShareMapping(ctx, bob, older.set, older.sc["share2"], `\\fsrvpd\share2`))
+	if o := h.s.Overview(); !o.ContextSet || o.ClientAddress != alice.Address || o.TimerDeadline.IsZero() {
+		t.Fatalf("the sequence ended: %+v", o)
+	}
+	_, rc := h.s.StartShadowCopySet(ctx, alice, uuid.New())
+	must(t, "Start after the deletes", rc)
+}
+
 // A set whose commit job runs is in use: delete refuses it, abort cancels
 // the job and leaves nothing; its snapshots are never orphans.
 func TestAdminDuringCommit(t *testing.T) {

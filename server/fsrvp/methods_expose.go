@@ -171,7 +171,7 @@ func (s *Service) AbortShadowCopySet(_ context.Context, c Caller, setID uuid.UUI
 		return rc
 	}
 	set.abortWriters = true
-	if err := s.removeSetLocked(set, nil); err != nil {
+	if err := s.removeSetLocked(set, true, nil); err != nil {
 		set.abortWriters = false
 		if errors.Is(err, errPersist) {
 			return VSS_E_UNEXPECTED
@@ -333,7 +333,7 @@ func (s *Service) DeleteShareMapping(ctx context.Context, c Caller, setID, scID 
 	} else {
 		s.sets[setID] = next
 	}
-	s.endSequenceIfIdleLocked()
+	s.endSequenceIfIdleLocked(!s.finished(set))
 	if err := s.persist(s.g, put, del); err != nil {
 		return VSS_E_UNEXPECTED
 	}

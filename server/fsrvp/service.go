@@ -424,8 +424,13 @@ func (s *Service) finished(set *Set) bool {
 
 // endSequenceIfIdleLocked clears the context and stops the timer once no
 // set is left in creation (the digest's §9, DeleteShareMapping pitfall).
-func (s *Service) endSequenceIfIdleLocked() {
-	if !s.activeSetLocked() {
+// It runs only when the set just removed was itself in creation (or for
+// AbortShadowCopySet, whose §3.1.4.8 step 4 always ends the sequence):
+// deleting a finished set, by a client's DeleteShareMapping, an
+// administrator or the retention policy, must not end a sequence another
+// client has begun with SetContext but not yet started a set in.
+func (s *Service) endSequenceIfIdleLocked(removedActive bool) {
+	if removedActive && !s.activeSetLocked() {
 		s.g.ContextSet, s.g.ClientAddress = false, ""
 		s.stopTimer()
 	}
