@@ -108,6 +108,26 @@ type Exposer interface {
 	List(ctx context.Context) ([]Share, error)
 }
 
+// Connection is an SMB client's tree connect to an exposed share.
+type Connection struct {
+	// Share is the exposed share's name.
+	Share string `json:"share"`
+	// Machine is the client's address (or name, as the SMB server knows it).
+	Machine string `json:"machine"`
+	// Since is when the tree connect was made; zero if unknown.
+	Since time.Time `json:"since,omitzero"`
+}
+
+// ConnectionLister is implemented by exposers that can tell which of their
+// shares SMB clients have connected. Retention and administrative deletes
+// use it so as not to withdraw a snapshot from under a reader: Remove
+// disconnects them.
+type ConnectionLister interface {
+	// Connections returns the current tree connects to shares this exposer
+	// published, in no particular order.
+	Connections(ctx context.Context) ([]Connection, error)
+}
+
 // Lister is implemented by resolvers that can enumerate their base shares
 // (SCMP lists the volumes behind them).
 type Lister interface {
