@@ -16,6 +16,7 @@ import (
 	"github.com/fsrvpd/fsrvpd/client"
 	"github.com/fsrvpd/fsrvpd/server/admin"
 	"github.com/fsrvpd/fsrvpd/server/fsrvp"
+	"github.com/fsrvpd/fsrvpd/shares"
 )
 
 const adminUsage = `Usage: fsrvp admin [-socket path] [-json] <command> [args]
@@ -28,19 +29,25 @@ Commands:
   sets               list every shadow copy set: id, state, context, shares,
                      creation time, age, and when the message sequence timer
                      deletes it
-  show <set>         one set with its shadow copies, snapshots and shares
+  show <set>         one set with its shadow copies, snapshots and shares,
+                     and the SMB clients connected to its shares
   abort <set>        delete a set still in its creation sequence, with its
                      snapshots and shares (as AbortShadowCopySet); prints
                      nothing on success (-json: the set as it was)
-  delete <set>       delete a finished (Recovered) set with its snapshots and
-                     shares; refused for a set in a creation sequence;
-                     prints nothing on success (-json: the set as it was)
+  delete [-force] <set>
+                     delete a finished (Recovered) set with its snapshots and
+                     shares; refused for a set in a creation sequence and,
+                     unless -force, while SMB clients have its shares
+                     connected (-force disconnects them); prints nothing on
+                     success (-json: the set as it was)
   orphans            list snapshots and exposed shares that belong to no set
   gc [-dry-run]      delete the orphans (shares first)
   prune [-dry-run] [-at date]
                      apply the [[retention.policy]] tables now and print
                      the decision for every set; -dry-run -at 2026-12-31 or
-                     -at 2026-12-31T18:00:00Z shows what would go then
+                     -at 2026-12-31T18:00:00Z shows what would go then; a set
+                     whose shares SMB clients have connected is kept until
+                     a later run
 
 Flags:
 `
@@ -59,7 +66,7 @@ var adminCommands = []struct {
 	{"sets", "", 0, 0, (*adminApp).sets},
 	{"show", "<set>", 1, 1, (*adminApp).show},
 	{"abort", "<set>", 1, 1, (*adminApp).abortOrDelete},
-	{"delete", "<set>", 1, 1, (*adminApp).abortOrDelete},
+	{"delete", "[-force] <set>", 1, 1, (*adminApp).abortOrDelete},
 	{"orphans", "", 0, 0, (*adminApp).orphans},
 	{"gc", "[-dry-run]", 0, 0, (*adminApp).gc},
 	{"prune", "[-dry-run] [-at date]", 0, 0, (*adminApp).prune},
@@ -97,8 +104,11 @@ func runAdmin(a *app, ctx context.Context, args []string) error {
 		sub.SetOutput(io.Discard)
 		sub.Usage = func() {}
 		sub.BoolVar(&a.json, "json", a.json, "print results as JSON")
-		var dry *bool
+		var dry, force *bool
 		var at *string
+		if c.name == "delete" {
+			force = sub.Bool("force", false, "delete even while SMB clients have the set's shares connected (they are disconnected)")
+		}
 		if c.name == "gc" || c.name == "prune" {
 			dry = sub.Bool("dry-run", false, "only print what would be deleted")
 		}
@@ -121,6 +131,9 @@ func runAdmin(a *app, ctx context.Context, args []string) error {
 		req := admin.Request{Cmd: c.name}
 		if dry != nil {
 			req.DryRun = *dry
+		}
+		if force != nil {
+			req.Force = *force
 		}
 		if at != nil && *at != "" {
 			t, err := time.Parse(time.RFC3339, *at)
@@ -243,10 +256,36 @@ func (a *adminApp) show(ctx context.Context, req admin.Request) error {
 		return err
 	}
 	if a.json {
-		return a.printJSON(resp.Set)
+		return a.printJSON(struct {
+			*fsrvp.SetInfo
+			Connections      []shares.Connection `json:"connections"`
+			ConnectionsError string              `json:"connections_error,omitempty"`
+		}{resp.Set, orEmpty(resp.Connections), resp.ConnectionsError})
 	}
 	a.printSet(resp.Set)
+	switch {
+	case resp.ConnectionsError != "":
+		fmt.Fprintf(a.stdout, "\nSMB clients: cannot tell: %s\n", resp.ConnectionsError)
+	case len(resp.Connections) > 0:
+		fmt.Fprintln(a.stdout, "\nSMB clients connected:")
+		tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+		for _, c := range resp.Connections {
+			since := "-"
+			if !c.Since.IsZero() {
+				since = "since " + c.Since.Local().Format(time.DateTime)
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", c.Share, c.Machine, since)
+		}
+		tw.Flush()
+	}
 	return nil
+}
+
+func orEmpty[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
 }
 
 func (a *adminApp) abortOrDelete(ctx context.Context, req admin.Request) error {
@@ -339,6 +378,8 @@ func (a *adminApp) prune(ctx context.Context, req admin.Request) error {
 			dec = "pruned"
 		case r.Failed[d.ID] != "":
 			dec = "FAILED: " + r.Failed[d.ID]
+		case r.Connected[d.ID] != "":
+			dec = "kept: SMB clients connected"
 		default:
 			dec = "skipped (in use)"
 		}

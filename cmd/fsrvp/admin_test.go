@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/hirochachacha/go-smb2"
 
 	"github.com/fsrvpd/fsrvpd/client"
 	"github.com/fsrvpd/fsrvpd/conformance/testbed"
@@ -33,47 +34,14 @@ import (
 // exposer on the same include file, which smbd then serves) are found by
 // orphans and removed by gc.
 func TestAdminTestbed(t *testing.T) {
-	if testing.Short() {
-		t.Skip("-short: the Samba testbed starts smbd and fsrvpd")
-	}
-	storagetest.RequireRoot(t)
-	for _, c := range []string{"smbd", "smbpasswd", "smbclient"} {
-		storagetest.RequireCommand(t, c)
-	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	metricsAddr := l.Addr().String()
 	l.Close()
-	bedDir, err := os.MkdirTemp("", "fsrvpd-adm")
-	if err != nil {
-		t.Fatal(err)
-	}
-	upCtx, upCancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer upCancel()
-	tb, err := testbed.Up(upCtx, testbed.Options{Dir: bedDir, Log: t.Logf, FsrvpdExtra: fmt.Sprintf("[metrics]\nlisten = %q", metricsAddr)})
-	if err != nil {
-		os.RemoveAll(bedDir)
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := tb.Down(); err != nil {
-			t.Errorf("testbed down: %v", err)
-		}
-	})
-	sock := tb.Env()["ADMIN_SOCKET"]
-	if sock == "" {
-		t.Fatal("testbed has no ADMIN_SOCKET")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cli := func(args ...string) (int, string, string) {
-		t.Helper()
-		var out, errb bytes.Buffer
-		code := run(ctx, append([]string{"admin", "-socket", sock}, args...), os.Getenv, strings.NewReader(""), &out, &errb, client.Dial)
-		return code, out.String(), errb.String()
-	}
+	tb, cli := adminBed(t, fmt.Sprintf("[metrics]\nlisten = %q", metricsAddr))
+	ctx := t.Context()
 	sets := func() fsrvp.Overview {
 		t.Helper()
 		code, out, stderr := cli("-json", "sets")
@@ -266,4 +234,162 @@ func TestAdminTestbed(t *testing.T) {
 func served(ctx context.Context, tb *testbed.Testbed, share string) bool {
 	_, err := tb.SMBClient(ctx, share, "ls")
 	return err == nil
+}
+
+// adminBed starts a Samba testbed (private smbd, fsrvpd behind
+// \PIPE\FssagentRpc, dir backend) with extra fsrvpd.toml lines, and returns
+// it with a runner of `fsrvp admin -socket <its socket> args...` that
+// returns the exit status, stdout and stderr.
+func adminBed(t *testing.T, extra string) (*testbed.Testbed, func(args ...string) (int, string, string)) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: the Samba testbed starts smbd and fsrvpd")
+	}
+	storagetest.RequireRoot(t)
+	for _, c := range []string{"smbd", "smbpasswd", "smbclient"} {
+		storagetest.RequireCommand(t, c)
+	}
+	bedDir, err := os.MkdirTemp("", "fsrvpd-adm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	upCtx, upCancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer upCancel()
+	tb, err := testbed.Up(upCtx, testbed.Options{Dir: bedDir, Log: t.Logf, FsrvpdExtra: extra})
+	if err != nil {
+		os.RemoveAll(bedDir)
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := tb.Down(); err != nil {
+			t.Errorf("testbed down: %v", err)
+		}
+	})
+	sock := tb.Env()["ADMIN_SOCKET"]
+	if sock == "" {
+		t.Fatal("testbed has no ADMIN_SOCKET")
+	}
+	return tb, func(args ...string) (int, string, string) {
+		t.Helper()
+		var out, errb bytes.Buffer
+		code := run(t.Context(), append([]string{"admin", "-socket", sock}, args...), os.Getenv, strings.NewReader(""), &out, &errb, client.Dial)
+		return code, out.String(), errb.String()
+	}
+}
+
+// mountSoon mounts share over a new SMB session as the testbed's user,
+// retrying for a moment: smbd applies a reload message asynchronously.
+func mountSoon(t *testing.T, tb *testbed.Testbed, share string) *smb2.Share {
+	t.Helper()
+	conn, err := net.Dial("tcp", tb.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &smb2.Dialer{Initiator: &smb2.NTLMInitiator{User: testbed.User, Password: testbed.Password}}
+	s, err := d.Dial(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Logoff() })
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		fs, err := s.Mount(share)
+		if err == nil {
+			return fs
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("mount %s: %v", share, err)
+		}
+	}
+}
+
+// TestAdminConnectedSets: through smbd, a set whose exposed share a client
+// has connected is kept by retention and by delete, listed by show with
+// the client, pruned once the client is gone, and deleted with -force
+// (which disconnects the client).
+func TestAdminConnectedSets(t *testing.T) {
+	tb, cli := adminBed(t, "[retention]\ninterval = \"1h\"\n[[retention.policy]]\nshare = \"share1\"\nkeep_daily = 1\n")
+	ctx := t.Context()
+	c, err := client.DialNP(ctx, client.NPTarget{Host: "127.0.0.1", Port: tb.Port, User: testbed.User, Password: testbed.Password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	first, err := c.Create(ctx, client.CreateRequest{Context: client.CtxNASRollback, Shares: []string{"share1"}, RecoveryComplete: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The second of the day, which keep_daily = 1 prunes; connected before
+	// it is finished, so that no run of the daemon's own loop sees it
+	// unconnected.
+	second, err := c.Create(ctx, client.CreateRequest{Context: client.CtxNASRollback, Shares: []string{"share1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := second.ShadowCopySetID.String()
+	// ExposedName is \\host\name@{GUID}.
+	shareOf := func(unc string) string { return unc[strings.LastIndexByte(unc, '\\')+1:] }
+	exposed := shareOf(second.Mappings[0].ExposedName)
+	fs := mountSoon(t, tb, exposed)
+	if _, err := fs.ReadDir("."); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.RecoveryCompleteShadowCopySet(ctx, second.ShadowCopySetID); err != nil {
+		t.Fatal(err)
+	}
+
+	code, out, stderr := cli("prune")
+	if code != 0 || !strings.Contains(out, id) || !strings.Contains(out, "kept: SMB clients connected") {
+		t.Fatalf("prune with a client connected: %d %s\n%s", code, stderr, out)
+	}
+	code, out, stderr = cli("-json", "prune")
+	var r struct {
+		Deleted   []string          `json:"deleted"`
+		Connected map[string]string `json:"connected"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &r) != nil || len(r.Deleted) != 0 || !strings.Contains(r.Connected[id], exposed+" from 127.0.0.1") {
+		t.Fatalf("prune -json with a client connected: %d %s\n%s", code, stderr, out)
+	}
+	if code, _, stderr := cli("delete", id); code != 1 || !strings.Contains(stderr, "SMB clients are connected") || !strings.Contains(stderr, exposed+" from 127.0.0.1") {
+		t.Fatalf("delete with a client connected: %d %q", code, stderr)
+	}
+	if code, out, _ := cli("show", id); code != 0 || !strings.Contains(out, "SMB clients connected:") || !strings.Contains(out, exposed) || !strings.Contains(out, "127.0.0.1") {
+		t.Fatalf("show: %d\n%s", code, out)
+	}
+	if code, out, _ := cli("show", first.ShadowCopySetID.String()); code != 0 || strings.Contains(out, "SMB clients") {
+		t.Fatalf("show of the unconnected set: %d\n%s", code, out)
+	}
+	if _, err := fs.ReadDir("."); err != nil {
+		t.Fatalf("the refusals disturbed the client: %v", err)
+	}
+
+	// Gone: the next prune takes it.
+	fs.Umount()
+	r.Connected = nil
+	if code, out, stderr := cli("-json", "prune"); code != 0 || json.Unmarshal([]byte(out), &r) != nil || len(r.Deleted) != 1 || r.Deleted[0] != id || len(r.Connected) != 0 {
+		t.Fatalf("prune after the client left: %d %s\n%s", code, stderr, out)
+	}
+
+	// -force deletes under a connected client, which loses its tree.
+	keep := first.ShadowCopySetID.String()
+	fs = mountSoon(t, tb, shareOf(first.Mappings[0].ExposedName))
+	if code, _, stderr := cli("delete", keep); code != 1 || !strings.Contains(stderr, "SMB clients are connected") {
+		t.Fatalf("delete of the kept set with a client connected: %d %q", code, stderr)
+	}
+	if code, out, stderr := cli("delete", "-force", keep); code != 0 || out != "" {
+		t.Fatalf("delete -force: %d %q %q", code, out, stderr)
+	}
+	if code, _, stderr := cli("prune", "-force"); code != 2 {
+		t.Errorf("prune -force: %d %q", code, stderr)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, err := fs.ReadDir("."); err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the client kept its tree connect after delete -force")
+		}
+	}
+	if served(ctx, tb, shareOf(first.Mappings[0].ExposedName)) || served(ctx, tb, exposed) {
+		t.Error("smbd still serves a deleted set's share")
+	}
 }

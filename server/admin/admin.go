@@ -37,6 +37,7 @@ import (
 
 	"github.com/fsrvpd/fsrvpd/server/fsrvp"
 	"github.com/fsrvpd/fsrvpd/server/retention"
+	"github.com/fsrvpd/fsrvpd/shares"
 )
 
 // Request is one administrative command.
@@ -46,19 +47,27 @@ type Request struct {
 	DryRun bool   `json:"dry_run,omitempty"`
 	// At, for a dry-run prune, is the date to plan for instead of now.
 	At time.Time `json:"at,omitzero"`
+	// Force, for delete, deletes a set even while SMB clients have its
+	// shares connected (they are disconnected).
+	Force bool `json:"force,omitempty"`
 }
 
-// Response answers a Request. Exactly one result field is set when OK.
+// Response answers a Request. Exactly one result field is set when OK
+// (show adds the connections to its Set).
 type Response struct {
 	OK    bool   `json:"ok"`
 	Error string `json:"error,omitempty"`
-	// Code classifies errors: "not_found", "in_use", "finished",
-	// "denied", "bad_request", "unavailable" or "failed".
+	// Code classifies errors: "not_found", "in_use", "connected",
+	// "finished", "denied", "bad_request", "unavailable" or "failed".
 	Code      string            `json:"code,omitempty"`
 	Overview  *fsrvp.Overview   `json:"overview,omitempty"`
 	Set       *fsrvp.SetInfo    `json:"set,omitempty"`
 	Orphans   *fsrvp.Orphans    `json:"orphans,omitempty"`
 	Retention *retention.Result `json:"retention,omitempty"`
+	// Connections, for show, are the SMB clients connected to the set's
+	// shares; ConnectionsError says why they could not be listed.
+	Connections      []shares.Connection `json:"connections,omitempty"`
+	ConnectionsError string              `json:"connections_error,omitempty"`
 }
 
 // Commands are the command names the server knows.
@@ -279,6 +288,8 @@ func fail(err error) Response {
 		code = "in_use"
 	case errors.Is(err, fsrvp.ErrSetFinished):
 		code = "finished"
+	case errors.Is(err, fsrvp.ErrSetConnected):
+		code = "connected"
 	}
 	return Response{Error: err.Error(), Code: code}
 }
@@ -292,6 +303,9 @@ func (s *Server) do(ctx context.Context, req Request, peer Peer) Response {
 		if id, err = uuid.Parse(req.ID); err != nil {
 			return Response{Error: fmt.Sprintf("%s: %q is not a shadow copy set id", req.Cmd, req.ID), Code: "bad_request"}
 		}
+	}
+	if req.Force && req.Cmd != "delete" {
+		return Response{Error: "force is for delete only", Code: "bad_request"}
 	}
 	audit := func(shares []string, err error) {
 		result := "ok"
@@ -312,7 +326,12 @@ func (s *Server) do(ctx context.Context, req Request, peer Peer) Response {
 		if !ok {
 			return fail(fmt.Errorf("%s: %w", id, fsrvp.ErrNoSuchSet))
 		}
-		return Response{OK: true, Set: &info}
+		resp := Response{OK: true, Set: &info}
+		var err error
+		if resp.Connections, err = s.Service.Connections(ctx, id); err != nil {
+			resp.ConnectionsError = err.Error()
+		}
+		return resp
 	case "abort", "delete":
 		info, ok := s.Service.SetInfo(id)
 		if !ok {
@@ -322,7 +341,7 @@ func (s *Server) do(ctx context.Context, req Request, peer Peer) Response {
 		if req.Cmd == "abort" {
 			err = s.Service.AdminAbort(ctx, id, peer.String())
 		} else {
-			err = s.Service.DeleteSet(ctx, id, peer.String())
+			err = s.Service.DeleteSet(ctx, id, peer.String(), req.Force)
 		}
 		audit(info.Shares(), err)
 		if err != nil {

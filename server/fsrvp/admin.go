@@ -1,6 +1,7 @@
 package fsrvp
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -29,6 +30,9 @@ var (
 	ErrSetInUse = errors.New("shadow copy set is in a creation sequence")
 	// ErrSetFinished: abort was asked for a finished set.
 	ErrSetFinished = errors.New("shadow copy set is finished")
+	// ErrSetConnected: SMB clients have shares of the set connected;
+	// DeleteSet refuses it unless forced.
+	ErrSetConnected = errors.New("SMB clients are connected to its shares")
 	// errPersist: the state store could not be written.
 	errPersist = errors.New("state store write failed")
 )
@@ -148,9 +152,40 @@ func (s *Service) AdminAbort(_ context.Context, id uuid.UUID, who string) error 
 // "samba") with its shares and snapshots. A set still in a creation
 // sequence is refused with ErrSetInUse, so that neither an administrator
 // nor the retention policy pulls a set from under a running client.
-func (s *Service) DeleteSet(_ context.Context, id uuid.UUID, who string) error {
+// Unless force, a set whose exposed shares SMB clients have connected is
+// refused with ErrSetConnected (when the exposer can tell; see
+// Connections): removing the shares would disconnect them mid-read. So
+// is a set whose connections cannot be listed, with the reason.
+func (s *Service) DeleteSet(ctx context.Context, id uuid.UUID, who string, force bool) error {
+	s.mu.Lock()
+	err := s.deletableLocked(id)
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if !force {
+		conns, err := s.Connections(ctx, id)
+		if err != nil {
+			if errors.Is(err, ErrNoSuchSet) {
+				return err
+			}
+			return fmt.Errorf("%s: cannot tell whether SMB clients use its shares: %w", id, err)
+		}
+		if len(conns) > 0 {
+			return fmt.Errorf("%s: %w (%s)", id, ErrSetConnected, DescribeConnections(conns))
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := s.deletableLocked(id); err != nil { // it may have changed meanwhile
+		return err
+	}
+	return s.removeSetLocked(s.sets[id], false, logrus.Fields{"op": "delete", "by": who})
+}
+
+// deletableLocked refuses what DeleteSet may not delete: an unknown set, or
+// one in a creation sequence or with a commit job running.
+func (s *Service) deletableLocked(id uuid.UUID) error {
 	set := s.sets[id]
 	if set == nil {
 		return fmt.Errorf("%s: %w", id, ErrNoSuchSet)
@@ -158,7 +193,7 @@ func (s *Service) DeleteSet(_ context.Context, id uuid.UUID, who string) error {
 	if !s.finished(set) || s.jobs[id] != nil {
 		return fmt.Errorf("%s is %s: %w; abort it instead", id, set.Status, ErrSetInUse)
 	}
-	return s.removeSetLocked(set, false, logrus.Fields{"op": "delete", "by": who})
+	return nil
 }
 
 // removeSetLocked deletes set's shares and snapshots, then its record,
@@ -274,4 +309,67 @@ func (s *Service) CollectOrphans(ctx context.Context, dryRun bool, who string) (
 	}
 	s.log.WithFields(logrus.Fields{"op": "gc", "by": who, "snapshots": len(o.Snapshots), "shares": len(o.Shares)}).Info("collecting orphans")
 	return o, s.deleteOrphansLocked(ctx, o)
+}
+
+// Connections returns the SMB tree connects to set id's exposed shares
+// (its mappings' shares and its writer documents share) as the exposer
+// reports them, or nil when the exposer cannot tell (it is no
+// shares.ConnectionLister: TCP-only deployments serve no SMB). The exposer
+// is asked without holding the service's lock.
+func (s *Service) Connections(ctx context.Context, id uuid.UUID) ([]shares.Connection, error) {
+	s.mu.Lock()
+	set := s.sets[id]
+	names := map[string]bool{}
+	if set != nil {
+		for _, sc := range set.Copies {
+			for _, m := range sc.Mappings {
+				if m.isExposed() {
+					names[strings.ToLower(m.Exposed)] = true
+				}
+			}
+		}
+		if set.DocsShare != "" {
+			names[strings.ToLower(set.DocsShare)] = true
+		}
+	}
+	s.mu.Unlock()
+	if set == nil {
+		return nil, fmt.Errorf("%s: %w", id, ErrNoSuchSet)
+	}
+	cl, ok := s.cfg.Exposer.(shares.ConnectionLister)
+	if !ok || len(names) == 0 {
+		return nil, nil
+	}
+	all, err := cl.Connections(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []shares.Connection
+	for _, c := range all {
+		if names[strings.ToLower(c.Share)] {
+			out = append(out, c)
+		}
+	}
+	slices.SortFunc(out, func(a, b shares.Connection) int {
+		return cmp.Or(strings.Compare(strings.ToLower(a.Share), strings.ToLower(b.Share)), strings.Compare(a.Machine, b.Machine), a.Since.Compare(b.Since))
+	})
+	return out, nil
+}
+
+// DescribeConnections says who is connected where, for messages: "a@{…}
+// from 192.0.2.1, 192.0.2.7; b@{…} from 192.0.2.1". Input sorted by share,
+// ignoring case (as Connections returns it).
+func DescribeConnections(conns []shares.Connection) string {
+	var b strings.Builder
+	for i, c := range conns {
+		switch {
+		case i == 0:
+			b.WriteString(c.Share + " from " + c.Machine)
+		case strings.EqualFold(c.Share, conns[i-1].Share):
+			b.WriteString(", " + c.Machine)
+		default:
+			b.WriteString("; " + c.Share + " from " + c.Machine)
+		}
+	}
+	return b.String()
 }

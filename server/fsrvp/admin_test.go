@@ -2,6 +2,7 @@ package fsrvp
 
 import (
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -39,7 +40,7 @@ func TestAdminAbortAndDelete(t *testing.T) {
 	h := newHarness(t)
 	done := h.upTo(Recovered, CtxNASRollback, "share1")
 	open := h.upTo(Added, CtxBackup, "share2")
-	if err := h.s.DeleteSet(ctx, open.set, "test"); !errors.Is(err, ErrSetInUse) {
+	if err := h.s.DeleteSet(ctx, open.set, "test", false); !errors.Is(err, ErrSetInUse) {
 		t.Fatalf("delete of a set in creation: %v", err)
 	}
 	if err := h.s.AdminAbort(ctx, done.set, "test"); !errors.Is(err, ErrSetFinished) {
@@ -59,7 +60,7 @@ func TestAdminAbortAndDelete(t *testing.T) {
 	if h.b.count() != 1 || h.e.count() != 1 {
 		t.Fatalf("%d snapshots, %d shares", h.b.count(), h.e.count())
 	}
-	if err := h.s.DeleteSet(ctx, done.set, "test"); err != nil {
+	if err := h.s.DeleteSet(ctx, done.set, "test", false); err != nil {
 		t.Fatal(err)
 	}
 	if h.b.count() != 0 || h.e.count() != 0 || len(h.s.Overview().Sets) != 0 {
@@ -81,7 +82,7 @@ func TestDeletingFinishedSetKeepsContext(t *testing.T) {
 	old := h.upTo(Recovered, CtxNASRollback, "share1")
 	older := h.upTo(Recovered, CtxNASRollback, "share2")
 	must(t, "SetContext", h.s.SetContext(ctx, alice, CtxBackup))
-	if err := h.s.DeleteSet(ctx, old.set, "retention"); err != nil {
+	if err := h.s.DeleteSet(ctx, old.set, "retention", false); err != nil {
 		t.Fatal(err)
 	}
 	must(t, "DeleteShareMapping by another client", h.s.DeleteShareMapping(ctx, bob, older.set, older.sc["share2"], `\\fsrvpd\share2`))
@@ -90,6 +91,52 @@ func TestDeletingFinishedSetKeepsContext(t *testing.T) {
 	}
 	_, rc := h.s.StartShadowCopySet(ctx, alice, uuid.New())
 	must(t, "Start after the deletes", rc)
+}
+
+// DeleteSet refuses a set whose exposed shares (or documents share) SMB
+// clients have connected, or whose connections cannot be listed; force
+// deletes it anyway. Connections to other shares do not count.
+func TestDeleteSetWithConnectedClients(t *testing.T) {
+	h := newHarness(t)
+	a := h.upTo(Recovered, CtxNASRollback, "share1", "share2")
+	b := h.upTo(Recovered, CtxNASRollback, "share1")
+	info, _ := h.s.SetInfo(a.set)
+	exposed := info.Copies[1].Mappings[0].Exposed
+	other, _ := h.s.SetInfo(b.set)
+	h.e.connect(other.Copies[0].Mappings[0].Exposed, "192.0.2.9") // b's, not a's
+	h.e.connect("share1", "192.0.2.9")                            // a base share
+	h.e.connect(strings.ToUpper(exposed), "192.0.2.7")            // names compare without case
+	h.e.connect(exposed, "192.0.2.8")
+
+	conns, err := h.s.Connections(ctx, a.set)
+	if err != nil || len(conns) != 2 || conns[0].Machine != "192.0.2.7" || conns[1].Machine != "192.0.2.8" {
+		t.Fatalf("Connections = %+v, %v", conns, err)
+	}
+	err = h.s.DeleteSet(ctx, a.set, "test", false)
+	if !errors.Is(err, ErrSetConnected) || !strings.Contains(err.Error(), "from 192.0.2.7, 192.0.2.8") {
+		t.Fatalf("delete with clients connected: %v", err)
+	}
+	if _, ok := h.s.SetInfo(a.set); !ok || h.b.count() != 3 || h.e.count() != 3 {
+		t.Fatalf("refused delete removed something: %d snapshots, %d shares", h.b.count(), h.e.count())
+	}
+	h.e.connErr = errors.New("smbstatus: not found")
+	if err := h.s.DeleteSet(ctx, a.set, "test", false); err == nil || errors.Is(err, ErrSetConnected) || !strings.Contains(err.Error(), "smbstatus: not found") {
+		t.Fatalf("delete when connections cannot be listed: %v", err)
+	}
+	if err := h.s.DeleteSet(ctx, a.set, "test", true); err != nil {
+		t.Fatalf("forced delete: %v", err)
+	}
+	if _, err := h.s.Connections(ctx, a.set); !errors.Is(err, ErrNoSuchSet) {
+		t.Fatalf("Connections of a deleted set: %v", err)
+	}
+	// In use beats connected: a set in creation is refused as such.
+	open := h.upTo(Exposed, CtxBackup, "share2")
+	info, _ = h.s.SetInfo(open.set)
+	h.e.connErr = nil
+	h.e.connect(info.Copies[0].Mappings[0].Exposed, "192.0.2.7")
+	if err := h.s.DeleteSet(ctx, open.set, "test", false); !errors.Is(err, ErrSetInUse) {
+		t.Fatalf("delete of a set in creation: %v", err)
+	}
 }
 
 // A set whose commit job runs is in use: delete refuses it, abort cancels
@@ -103,7 +150,7 @@ func TestAdminDuringCommit(t *testing.T) {
 	if !info.CommitRunning || !info.InCreation {
 		t.Fatalf("info %+v", info)
 	}
-	if err := h.s.DeleteSet(ctx, c.set, "test"); !errors.Is(err, ErrSetInUse) {
+	if err := h.s.DeleteSet(ctx, c.set, "test", false); !errors.Is(err, ErrSetInUse) {
 		t.Fatalf("delete during commit: %v", err)
 	}
 	var wg sync.WaitGroup

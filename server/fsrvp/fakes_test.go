@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -124,6 +125,22 @@ type memExposer struct {
 	// failAfter makes Expose fail once this many shares have been exposed.
 	failAfter int
 	exposes   int
+	// conns are the tree connects Connections reports (whatever the
+	// shares), connErr its failure.
+	conns   []shares.Connection
+	connErr error
+}
+
+func (e *memExposer) Connections(context.Context) ([]shares.Connection, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.conns), e.connErr
+}
+
+func (e *memExposer) connect(share, machine string) {
+	e.mu.Lock()
+	e.conns = append(e.conns, shares.Connection{Share: share, Machine: machine, Since: time.Now()})
+	e.mu.Unlock()
 }
 
 func newMemExposer() *memExposer {

@@ -44,6 +44,10 @@ type Result struct {
 	// (they stay and are retried at the next run), with the error.
 	Deleted []string          `json:"deleted"`
 	Failed  map[string]string `json:"failed,omitempty"`
+	// Connected are the sets due for pruning that were kept because SMB
+	// clients had their shares connected, with who: they are pruned by a
+	// later run once the clients are gone.
+	Connected map[string]string `json:"connected,omitempty"`
 }
 
 // Candidates are the sets retention may consider: finished sets of a
@@ -94,11 +98,18 @@ func (r *Runner) Apply(ctx context.Context, dryRun bool, at time.Time, who strin
 			return res, err
 		}
 		id, _ := uuid.Parse(d.ID)
-		err := r.Service.DeleteSet(ctx, id, who)
+		err := r.Service.DeleteSet(ctx, id, who, false)
 		result := "ok"
 		switch {
 		case errors.Is(err, fsrvp.ErrSetInUse) || errors.Is(err, fsrvp.ErrNoSuchSet):
 			log.WithError(err).Info("retention: set changed since the plan; skipped")
+			continue
+		case errors.Is(err, fsrvp.ErrSetConnected):
+			if res.Connected == nil {
+				res.Connected = map[string]string{}
+			}
+			res.Connected[d.ID] = err.Error()
+			log.WithError(err).Info("retention: SMB clients are connected; kept until a later run")
 			continue
 		case err != nil:
 			if res.Failed == nil {
