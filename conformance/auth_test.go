@@ -10,6 +10,7 @@ import (
 
 	"github.com/fsrvpd/fsrvpd/client"
 	"github.com/fsrvpd/fsrvpd/conformance/testbed"
+	"github.com/fsrvpd/fsrvpd/conformance/testbed/bedtest"
 )
 
 // TestSambaPipeRPCAuth: with pipe_auth = "rpc", callers on smbd's named
@@ -20,7 +21,7 @@ import (
 func TestSambaPipeRPCAuth(t *testing.T) {
 	skipUnlessSambaTestbed(t, "useradd", "userdel")
 	t.Parallel()
-	bed := sambaTestbed(t, testbed.Options{PipeAuth: "rpc", NonAdmin: true})
+	bed := bedtest.Up(t, testbed.Options{PipeAuth: "rpc", NonAdmin: true})
 	rpcclient := func(user, pw, binding string) string {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()

@@ -10,6 +10,7 @@ import (
 
 	"github.com/fsrvpd/fsrvpd/conformance"
 	"github.com/fsrvpd/fsrvpd/conformance/testbed"
+	"github.com/fsrvpd/fsrvpd/conformance/testbed/bedtest"
 )
 
 // TestReportThroughSmbd runs every check over ncacn_np through a real smbd
@@ -44,32 +45,9 @@ func TestReportThroughSmbd(t *testing.T) {
 }
 
 func reportThroughSmbd(t *testing.T, backend string) {
-	dir, err := os.MkdirTemp("", "fsrvpd-rep")
-	if err != nil {
-		t.Fatal(err)
-	}
+	bed := bedtest.Up(t, testbed.Options{Backend: backend, SeqTimeout: 2 * time.Second, RegistryMirror: true, NonAdmin: true})
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
-	bed, err := testbed.Up(ctx, testbed.Options{Dir: dir, Backend: backend, SeqTimeout: 2 * time.Second,
-		RegistryMirror: true, NonAdmin: true, Log: t.Logf})
-	if err != nil {
-		os.RemoveAll(dir)
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			if data, err := os.ReadFile(bed.Env()["FSRVPD_LOG"]); err == nil {
-				if len(data) > 4000 {
-					data = data[len(data)-4000:]
-				}
-				t.Logf("fsrvpd log (tail):\n%s", data)
-			}
-		}
-		if err := bed.Down(); err != nil {
-			t.Errorf("testbed down: %v", err)
-		}
-	})
-
 	tg, err := conformance.TestbedTarget(bed.Env(), conformance.NPConfig{Timeout: time.Minute})
 	if err != nil {
 		t.Fatal(err)

@@ -52,39 +52,6 @@ func skipUnlessSambaTestbed(tb testing.TB, tools ...string) {
 	tb.Skipf("Samba testbed: %s", why)
 }
 
-// sambaTestbed brings a testbed up in a fresh directory and takes it down
-// when the test ends.
-func sambaTestbed(tb testing.TB, o testbed.Options) *testbed.Testbed {
-	tb.Helper()
-	dir, err := os.MkdirTemp("", "fsrvpd-tb")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	o.Dir = dir
-	o.Log = tb.Logf
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	bed, err := testbed.Up(ctx, o)
-	if err != nil {
-		os.RemoveAll(dir)
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		if tb.Failed() {
-			if data, err := os.ReadFile(bed.Env()["FSRVPD_LOG"]); err == nil {
-				if len(data) > 2500 {
-					data = data[len(data)-2500:]
-				}
-				tb.Logf("fsrvpd log (tail):\n%s", data)
-			}
-		}
-		if err := bed.Down(); err != nil {
-			tb.Errorf("testbed down: %v", err)
-		}
-	})
-	return bed
-}
-
 // rpcc runs rpcclient as root and fails on a non-zero exit.
 func rpcc(t testing.TB, bed *testbed.Testbed, cmds string) string {
 	t.Helper()

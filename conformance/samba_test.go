@@ -19,6 +19,7 @@ import (
 
 	"github.com/fsrvpd/fsrvpd/client"
 	"github.com/fsrvpd/fsrvpd/conformance/testbed"
+	"github.com/fsrvpd/fsrvpd/conformance/testbed/bedtest"
 )
 
 // TestSambaRpcclient: the 7 fss_* commands of rpcclient over ncacn_np,
@@ -27,7 +28,7 @@ import (
 func TestSambaRpcclient(t *testing.T) {
 	skipUnlessSambaTestbed(t)
 	t.Parallel()
-	bed := sambaTestbed(t, testbed.Options{})
+	bed := bedtest.Up(t, testbed.Options{})
 	base := bed.Shares["share1"]
 	if err := os.WriteFile(filepath.Join(base, "before.txt"), []byte("pre-snap"), 0o644); err != nil {
 		t.Fatal(err)
@@ -98,7 +99,7 @@ func TestSambaRpcclient(t *testing.T) {
 func TestSambaGoMsrpcNP(t *testing.T) {
 	skipUnlessSambaTestbed(t)
 	t.Parallel()
-	bed := sambaTestbed(t, testbed.Options{})
+	bed := bedtest.Up(t, testbed.Options{})
 	ctx := context.Background()
 	os.WriteFile(filepath.Join(bed.Shares["share1"], "f.txt"), []byte("one"), 0o644)
 	os.WriteFile(filepath.Join(bed.Shares["share2"], "f.txt"), []byte("two"), 0o644)
@@ -145,7 +146,7 @@ func TestSambaGoMsrpcNP(t *testing.T) {
 func TestSambaNonAdminDenied(t *testing.T) {
 	skipUnlessSambaTestbed(t, "useradd", "userdel")
 	t.Parallel()
-	bed := sambaTestbed(t, testbed.Options{})
+	bed := bedtest.Up(t, testbed.Options{})
 	name := "fsrvptb" + strings.ReplaceAll(uuid.NewString()[:6], "-", "")
 	const pw = "NonAdmin-pw-1"
 	if err := bed.AddUser(context.Background(), name, pw); err != nil {
@@ -242,7 +243,7 @@ func TestSambaNonAdminDenied(t *testing.T) {
 func TestSambaKillBetweenExposeAndRecovery(t *testing.T) {
 	skipUnlessSambaTestbed(t)
 	t.Parallel()
-	bed := sambaTestbed(t, testbed.Options{})
+	bed := bedtest.Up(t, testbed.Options{})
 	ctx := context.Background()
 	os.WriteFile(filepath.Join(bed.Shares["share1"], "k.txt"), []byte("kept"), 0o644)
 	for _, tc := range []struct{ ctx, mode string }{{"nas_rollback", "rw"}, {"backup", "ro"}} {

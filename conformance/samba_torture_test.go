@@ -13,6 +13,7 @@ import (
 
 	"github.com/fsrvpd/fsrvpd/client"
 	"github.com/fsrvpd/fsrvpd/conformance/testbed"
+	"github.com/fsrvpd/fsrvpd/conformance/testbed/bedtest"
 )
 
 // tortureTests are smbtorture's rpc.fsrvp tests (Samba 4.17).
@@ -62,7 +63,7 @@ func TestSambaSmbtorture(t *testing.T) {
 					known[k] = v
 				}
 			}
-			bed := sambaTestbed(t, testbed.Options{SambaCompat: mode == "samba", SeqTimeout: time.Second, RegistryMirror: true})
+			bed := bedtest.Up(t, testbed.Options{SambaCompat: mode == "samba", SeqTimeout: time.Second, RegistryMirror: true})
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 			defer cancel()
 			res, out, err := bed.Smbtorture(ctx, "rpc.fsrvp")
@@ -121,7 +122,7 @@ func BenchmarkSambaCreateExpose(b *testing.B) {
 			if _, err := exec.LookPath("mkfs.btrfs"); err != nil && backend == "btrfs" {
 				b.Skip("btrfs-progs not installed")
 			}
-			bed := sambaTestbed(b, testbed.Options{Backend: backend})
+			bed := bedtest.Up(b, testbed.Options{Backend: backend})
 			for i := range 64 { // some content to snapshot
 				os.WriteFile(filepath.Join(bed.Shares["share1"], fmt.Sprintf("f%d", i)), make([]byte, 4096), 0o644)
 				os.WriteFile(filepath.Join(bed.Shares["share2"], fmt.Sprintf("f%d", i)), make([]byte, 4096), 0o644)
@@ -194,7 +195,7 @@ func BenchmarkSambaAgents(b *testing.B) {
 	var rows []row
 	for _, agent := range agents {
 		b.Run("agent="+agent, func(b *testing.B) {
-			bed := sambaTestbed(b, testbed.Options{Backend: "btrfs", Agent: agent})
+			bed := bedtest.Up(b, testbed.Options{Backend: "btrfs", Agent: agent})
 			for i := range 64 { // some content to snapshot
 				os.WriteFile(filepath.Join(bed.Shares["share1"], fmt.Sprintf("f%d", i)), make([]byte, 4096), 0o644)
 				os.WriteFile(filepath.Join(bed.Shares["share2"], fmt.Sprintf("f%d", i)), make([]byte, 4096), 0o644)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/fsrvpd/fsrvpd/client/requestor"
 	"github.com/fsrvpd/fsrvpd/conformance/testbed"
+	"github.com/fsrvpd/fsrvpd/conformance/testbed/bedtest"
 	"github.com/fsrvpd/fsrvpd/storage/storagetest"
 )
 
@@ -47,23 +48,8 @@ func benchTree(b *testing.B, dir string) int64 {
 // with smbclient's tar (-Tc) and recursive mget of the live share, in the
 // same run, and prints a table. Reported, never asserted.
 func BenchmarkBackupVsSmbclient(b *testing.B) {
-	if testing.Short() {
-		b.Skip("-short: the Samba testbed starts smbd and fsrvpd")
-	}
-	storagetest.RequireRoot(b)
+	tb := bedtest.Up(b, testbed.Options{Log: func(string, ...any) {}}, "smbclient")
 	smbclient := storagetest.RequireCommand(b, "smbclient")
-	dir, err := os.MkdirTemp("", "fsrvpd-bench")
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	tb, err := testbed.Up(ctx, testbed.Options{Dir: dir})
-	cancel()
-	if err != nil {
-		os.RemoveAll(dir)
-		b.Fatal(err)
-	}
-	defer tb.Down()
 	total := benchTree(b, tb.Shares["share1"])
 	total += int64(len("testbed share share1\n")) // README.txt
 	smb := requestor.SMB{Addr: tb.Addr(), User: testbed.User, Password: testbed.Password}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +15,7 @@ import (
 	"github.com/fsrvpd/fsrvpd/client/requestor"
 	"github.com/fsrvpd/fsrvpd/client/vss"
 	"github.com/fsrvpd/fsrvpd/conformance/testbed"
+	"github.com/fsrvpd/fsrvpd/conformance/testbed/bedtest"
 )
 
 // restoreWriter is fsrvpd's configuration of a writer with one component
@@ -234,19 +234,7 @@ func TestRestoreMethods(t *testing.T) {
 // the function that closes them.
 func holdOpen(t *testing.T, b *bed, share string, names ...string) func() {
 	t.Helper()
-	conn, err := net.Dial("tcp", b.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := &smb2.Dialer{Initiator: &smb2.NTLMInitiator{User: testbed.User, Password: testbed.Password}}
-	s, err := d.Dial(conn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fs, err := s.Mount(`\\127.0.0.1\` + share)
-	if err != nil {
-		t.Fatal(err)
-	}
+	fs := bedtest.Mount(t, b.Testbed, share)
 	var files []*smb2.File
 	for _, n := range names {
 		f, err := fs.OpenFile(n, os.O_RDWR, 0)
@@ -265,8 +253,6 @@ func holdOpen(t *testing.T, b *bed, share string, names ...string) func() {
 			f.Close()
 		}
 		fs.Umount()
-		s.Logoff()
-		conn.Close()
 	}
 	t.Cleanup(release)
 	return release

@@ -13,6 +13,7 @@ import (
 	"github.com/fsrvpd/fsrvpd/client"
 	"github.com/fsrvpd/fsrvpd/client/requestor"
 	"github.com/fsrvpd/fsrvpd/conformance/testbed"
+	"github.com/fsrvpd/fsrvpd/conformance/testbed/bedtest"
 	"github.com/fsrvpd/fsrvpd/storage/storagetest"
 )
 
@@ -26,41 +27,7 @@ type bed struct {
 
 func upTestbed(t *testing.T, o testbed.Options) *bed {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("-short: the Samba testbed starts smbd and fsrvpd")
-	}
-	storagetest.RequireRoot(t)
-	for _, c := range []string{"smbd", "smbpasswd", "smbclient", "rpcclient"} {
-		storagetest.RequireCommand(t, c)
-	}
-	dir := o.Dir
-	if dir == "" {
-		var err error
-		if dir, err = os.MkdirTemp("", "fsrvpd-rq"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	o.Dir, o.Log = dir, t.Logf
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	tb, err := testbed.Up(ctx, o)
-	if err != nil {
-		os.RemoveAll(dir)
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			if data, err := os.ReadFile(tb.Env()["FSRVPD_LOG"]); err == nil {
-				if len(data) > 3000 {
-					data = data[len(data)-3000:]
-				}
-				t.Logf("fsrvpd log (tail):\n%s", data)
-			}
-		}
-		if err := tb.Down(); err != nil {
-			t.Errorf("testbed down: %v", err)
-		}
-	})
+	tb := bedtest.Up(t, o, "smbclient", "rpcclient")
 	smb := requestor.SMB{Addr: tb.Addr(), User: testbed.User, Password: testbed.Password}
 	return &bed{Testbed: tb, smb: smb, dial: requestor.NewDialer(smb, client.WithTimeout(time.Minute))}
 }

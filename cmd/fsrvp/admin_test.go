@@ -15,16 +15,15 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/hirochachacha/go-smb2"
 
 	"github.com/fsrvpd/fsrvpd/client"
 	"github.com/fsrvpd/fsrvpd/conformance/testbed"
+	"github.com/fsrvpd/fsrvpd/conformance/testbed/bedtest"
 	"github.com/fsrvpd/fsrvpd/server/fsrvp"
 	"github.com/fsrvpd/fsrvpd/shares"
 	"github.com/fsrvpd/fsrvpd/shares/samba"
 	"github.com/fsrvpd/fsrvpd/storage"
 	"github.com/fsrvpd/fsrvpd/storage/dir"
-	"github.com/fsrvpd/fsrvpd/storage/storagetest"
 )
 
 // TestAdminTestbed runs `fsrvp admin` against the fsrvpd of a Samba
@@ -242,29 +241,7 @@ func served(ctx context.Context, tb *testbed.Testbed, share string) bool {
 // returns the exit status, stdout and stderr.
 func adminBed(t *testing.T, extra string) (*testbed.Testbed, func(args ...string) (int, string, string)) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("-short: the Samba testbed starts smbd and fsrvpd")
-	}
-	storagetest.RequireRoot(t)
-	for _, c := range []string{"smbd", "smbpasswd", "smbclient"} {
-		storagetest.RequireCommand(t, c)
-	}
-	bedDir, err := os.MkdirTemp("", "fsrvpd-adm")
-	if err != nil {
-		t.Fatal(err)
-	}
-	upCtx, upCancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer upCancel()
-	tb, err := testbed.Up(upCtx, testbed.Options{Dir: bedDir, Log: t.Logf, FsrvpdExtra: extra})
-	if err != nil {
-		os.RemoveAll(bedDir)
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := tb.Down(); err != nil {
-			t.Errorf("testbed down: %v", err)
-		}
-	})
+	tb := bedtest.Up(t, testbed.Options{FsrvpdExtra: extra}, "smbclient")
 	sock := tb.Env()["ADMIN_SOCKET"]
 	if sock == "" {
 		t.Fatal("testbed has no ADMIN_SOCKET")
@@ -274,31 +251,6 @@ func adminBed(t *testing.T, extra string) (*testbed.Testbed, func(args ...string
 		var out, errb bytes.Buffer
 		code := run(t.Context(), append([]string{"admin", "-socket", sock}, args...), os.Getenv, strings.NewReader(""), &out, &errb, client.Dial)
 		return code, out.String(), errb.String()
-	}
-}
-
-// mountSoon mounts share over a new SMB session as the testbed's user,
-// retrying for a moment: smbd applies a reload message asynchronously.
-func mountSoon(t *testing.T, tb *testbed.Testbed, share string) *smb2.Share {
-	t.Helper()
-	conn, err := net.Dial("tcp", tb.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := &smb2.Dialer{Initiator: &smb2.NTLMInitiator{User: testbed.User, Password: testbed.Password}}
-	s, err := d.Dial(conn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Logoff() })
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		fs, err := s.Mount(share)
-		if err == nil {
-			return fs
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("mount %s: %v", share, err)
-		}
 	}
 }
 
@@ -329,7 +281,7 @@ func TestAdminConnectedSets(t *testing.T) {
 	// ExposedName is \\host\name@{GUID}.
 	shareOf := func(unc string) string { return unc[strings.LastIndexByte(unc, '\\')+1:] }
 	exposed := shareOf(second.Mappings[0].ExposedName)
-	fs := mountSoon(t, tb, exposed)
+	fs := bedtest.Mount(t, tb, exposed)
 	if _, err := fs.ReadDir("."); err != nil {
 		t.Fatal(err)
 	}
@@ -371,7 +323,7 @@ func TestAdminConnectedSets(t *testing.T) {
 
 	// -force deletes under a connected client, which loses its tree.
 	keep := first.ShadowCopySetID.String()
-	fs = mountSoon(t, tb, shareOf(first.Mappings[0].ExposedName))
+	fs = bedtest.Mount(t, tb, shareOf(first.Mappings[0].ExposedName))
 	if code, _, stderr := cli("delete", keep); code != 1 || !strings.Contains(stderr, "SMB clients are connected") {
 		t.Fatalf("delete of the kept set with a client connected: %d %q", code, stderr)
 	}

@@ -14,36 +14,13 @@ import (
 	"time"
 
 	"github.com/fsrvpd/fsrvpd/conformance/testbed"
-	"github.com/fsrvpd/fsrvpd/storage/storagetest"
+	"github.com/fsrvpd/fsrvpd/conformance/testbed/bedtest"
 )
 
 // upBed starts a Samba testbed (smbd + fsrvpd on loopback) for the test.
 func upBed(t *testing.T) *testbed.Testbed {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("-short: the Samba testbed starts smbd and fsrvpd")
-	}
-	storagetest.RequireRoot(t)
-	for _, c := range []string{"smbd", "smbpasswd", "smbclient", "rpcclient"} {
-		storagetest.RequireCommand(t, c)
-	}
-	dir, err := os.MkdirTemp("", "fsrvpd-cli")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	tb, err := testbed.Up(ctx, testbed.Options{Dir: dir, Log: t.Logf})
-	if err != nil {
-		os.RemoveAll(dir)
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := tb.Down(); err != nil {
-			t.Errorf("testbed down: %v", err)
-		}
-	})
-	return tb
+	return bedtest.Up(t, testbed.Options{}, "smbclient", "rpcclient")
 }
 
 func buildCLI(t *testing.T) string {

@@ -2,14 +2,11 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"os"
 	"testing"
-	"time"
 
 	bed "github.com/fsrvpd/fsrvpd/conformance/testbed"
-	"github.com/fsrvpd/fsrvpd/storage/storagetest"
+	"github.com/fsrvpd/fsrvpd/conformance/testbed/bedtest"
 )
 
 // TestDoctorTestbed runs `fsrvpd doctor` on the configuration of a running
@@ -17,26 +14,7 @@ import (
 // redirect arrangement is active, the real fsrvpd process owns the pipe
 // socket, and every share is snapshottable; nothing fails.
 func TestDoctorTestbed(t *testing.T) {
-	storagetest.RequireRoot(t)
-	for _, c := range []string{"smbd", "smbpasswd", "rpcclient", "testparm"} {
-		storagetest.RequireCommand(t, c)
-	}
-	dir, err := os.MkdirTemp("", "fsrvpd-doc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	tb, err := bed.Up(ctx, bed.Options{Dir: dir, Log: t.Logf})
-	if err != nil {
-		os.RemoveAll(dir)
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := tb.Down(); err != nil {
-			t.Errorf("testbed down: %v", err)
-		}
-	})
+	tb := bedtest.Up(t, bed.Options{}, "rpcclient", "testparm")
 	var out, errb bytes.Buffer
 	code := runDoctor([]string{"-config", tb.FsrvpdConf, "-json"}, &out, &errb)
 	var rep struct {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,7 +11,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/hirochachacha/go-smb2"
 	"github.com/oiweiwei/go-msrpc/dcerpc"
 	msmb2 "github.com/oiweiwei/go-msrpc/smb2"
 	"github.com/oiweiwei/go-msrpc/ssp"
@@ -23,7 +21,7 @@ import (
 	"github.com/fsrvpd/fsrvpd/client/vss"
 	"github.com/fsrvpd/fsrvpd/client/writerctl"
 	"github.com/fsrvpd/fsrvpd/conformance/testbed"
-	"github.com/fsrvpd/fsrvpd/storage/storagetest"
+	"github.com/fsrvpd/fsrvpd/conformance/testbed/bedtest"
 )
 
 // TestDocumentsOverSMB: fsrvpd behind the testbed's smbd, with a writer on
@@ -31,13 +29,7 @@ import (
 // hidden share vss@{set id}$, which is read-only and unlisted; the snapshot
 // share's data is the same before and after; the share goes with the set.
 func TestDocumentsOverSMB(t *testing.T) {
-	if testing.Short() {
-		t.Skip("-short: the Samba testbed starts smbd and fsrvpd")
-	}
-	storagetest.RequireRoot(t)
-	for _, c := range []string{"smbd", "smbpasswd", "smbclient"} {
-		storagetest.RequireCommand(t, c)
-	}
+	bedtest.Require(t, "smbclient")
 	dir, err := os.MkdirTemp("", "fsrvpd-wr")
 	if err != nil {
 		t.Fatal(err)
@@ -57,21 +49,7 @@ command = ["sh", "-c", "echo annotated $FSRVPD_SET_ID"]
 `, writerID, instanceID, filepath.Join(dir, "vol", "vol1"), filepath.Join(dir, "vol", "vol1"))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	tb, err := testbed.Up(ctx, testbed.Options{Dir: dir, Log: t.Logf, FsrvpdExtra: extra})
-	if err != nil {
-		os.RemoveAll(dir)
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			if data, err := os.ReadFile(tb.Env()["FSRVPD_LOG"]); err == nil {
-				t.Logf("fsrvpd log (tail):\n%s", data[max(0, len(data)-3000):])
-			}
-		}
-		if err := tb.Down(); err != nil {
-			t.Errorf("testbed down: %v", err)
-		}
-	})
+	tb := bedtest.Up(t, testbed.Options{Dir: dir, FsrvpdExtra: extra}, "smbclient")
 	if err := os.WriteFile(filepath.Join(tb.Shares["share1"], "data.bin"), []byte("user data"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -152,20 +130,7 @@ command = ["sh", "-c", "echo annotated $FSRVPD_SET_ID"]
 		}
 	}
 	// The whole set, read with go-smb2 (what a Go requestor does).
-	nc, err := net.Dial("tcp", tb.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	sess, err := (&smb2.Dialer{Initiator: &smb2.NTLMInitiator{User: testbed.User, Password: testbed.Password}}).Dial(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sess.Logoff()
-	share, err := sess.Mount(`\\127.0.0.1\` + docs)
-	if err != nil {
-		t.Fatal(err)
-	}
+	share := bedtest.Mount(t, tb, docs)
 	defer share.Umount()
 	vset, err := vss.ReadSet(share.DirFS("."))
 	if err != nil {
