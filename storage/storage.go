@@ -24,6 +24,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"time"
 )
@@ -48,12 +50,38 @@ var (
 var ValidID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9-]{0,63}$`)
 
 // CheckID returns an error wrapping ErrInvalidID unless id matches ValidID.
-// Backends call it first in every method that takes an id.
+// Backends call it (or CheckCall) first in every method that takes an id.
 func CheckID(id string) error {
 	if !ValidID.MatchString(id) {
 		return fmt.Errorf("snapshot %q: %w", id, ErrInvalidID)
 	}
 	return nil
+}
+
+// CheckCall is the preamble of the backend methods that take an id: the id
+// is valid (CheckID) and ctx is still live.
+func CheckCall(ctx context.Context, id string) error {
+	if err := CheckID(id); err != nil {
+		return err
+	}
+	return ctx.Err()
+}
+
+// ResolvePath is the preamble of every backend's Volume: ctx is still
+// live, path is absolute (else ErrNotSupported) and exists (else
+// ErrNotFound); it returns path with its symbolic links resolved.
+func ResolvePath(ctx context.Context, path string) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	if !filepath.IsAbs(path) {
+		return "", fmt.Errorf("path %q is not absolute: %w", path, ErrNotSupported)
+	}
+	real, err := filepath.EvalSymlinks(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("path %s: %w", path, ErrNotFound)
+	}
+	return real, err
 }
 
 // Volume is a snapshottable file store.

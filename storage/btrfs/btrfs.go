@@ -144,16 +144,7 @@ func (b *Backend) volumeID(info subvolInfo) string {
 // (unless Config.Recursive) or a mount point: its snapshot would hold an
 // empty directory in their place.
 func (b *Backend) Volume(ctx context.Context, path string) (storage.Volume, error) {
-	if err := ctx.Err(); err != nil {
-		return storage.Volume{}, err
-	}
-	if !filepath.IsAbs(path) {
-		return storage.Volume{}, fmt.Errorf("path %q is not absolute: %w", path, storage.ErrNotSupported)
-	}
-	real, err := filepath.EvalSymlinks(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return storage.Volume{}, fmt.Errorf("path %s: %w", path, storage.ErrNotFound)
-	}
+	real, err := storage.ResolvePath(ctx, path)
 	if err != nil {
 		return storage.Volume{}, err
 	}
@@ -255,10 +246,7 @@ func (b *Backend) openVolume(vol storage.Volume) (*os.File, error) {
 // Create implements storage.Backend: it writes the sidecar, then takes the
 // snapshot with BTRFS_IOC_SNAP_CREATE_V2 (read-only unless opts.Writable).
 func (b *Backend) Create(ctx context.Context, vol storage.Volume, id string, opts storage.CreateOptions) (storage.Snapshot, error) {
-	if err := storage.CheckID(id); err != nil {
-		return storage.Snapshot{}, err
-	}
-	if err := ctx.Err(); err != nil {
+	if err := storage.CheckCall(ctx, id); err != nil {
 		return storage.Snapshot{}, err
 	}
 	src, err := b.openVolume(vol)
@@ -360,10 +348,7 @@ func (b *Backend) removeIDDir(id string) {
 
 // SetReadOnly implements storage.Backend with BTRFS_IOC_SUBVOL_SETFLAGS.
 func (b *Backend) SetReadOnly(ctx context.Context, id string) error {
-	if err := storage.CheckID(id); err != nil {
-		return err
-	}
-	if err := ctx.Err(); err != nil {
+	if err := storage.CheckCall(ctx, id); err != nil {
 		return err
 	}
 	unlock := b.locks.Lock(id)
@@ -417,10 +402,7 @@ func (b *Backend) openSnapshot(id string) (*os.File, error) {
 // Delete implements storage.Backend: BTRFS_IOC_SNAP_DESTROY, then rmdir of
 // fsrvp-<id>, then an fsync of SnapshotDir, which commits the deletion.
 func (b *Backend) Delete(ctx context.Context, id string) error {
-	if err := storage.CheckID(id); err != nil {
-		return err
-	}
-	if err := ctx.Err(); err != nil {
+	if err := storage.CheckCall(ctx, id); err != nil {
 		return err
 	}
 	unlock := b.locks.Lock(id)
@@ -473,10 +455,7 @@ func syncDir(p string) error {
 
 // Stat implements storage.Backend.
 func (b *Backend) Stat(ctx context.Context, id string) (storage.Snapshot, error) {
-	if err := storage.CheckID(id); err != nil {
-		return storage.Snapshot{}, err
-	}
-	if err := ctx.Err(); err != nil {
+	if err := storage.CheckCall(ctx, id); err != nil {
 		return storage.Snapshot{}, err
 	}
 	return b.stat(id)

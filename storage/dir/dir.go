@@ -137,16 +137,7 @@ func (b *Backend) Stats() CopyStats {
 // Volume implements storage.Backend. The volume is the configured root that
 // contains path after symlinks are resolved; its ID is that root.
 func (b *Backend) Volume(ctx context.Context, path string) (storage.Volume, error) {
-	if err := ctx.Err(); err != nil {
-		return storage.Volume{}, err
-	}
-	if !filepath.IsAbs(path) {
-		return storage.Volume{}, fmt.Errorf("path %q is not absolute: %w", path, storage.ErrNotSupported)
-	}
-	real, err := filepath.EvalSymlinks(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return storage.Volume{}, fmt.Errorf("path %s: %w", path, storage.ErrNotFound)
-	}
+	real, err := storage.ResolvePath(ctx, path)
 	if err != nil {
 		return storage.Volume{}, err
 	}
@@ -182,10 +173,7 @@ func (b *Backend) tmpDir(id string) string   { return filepath.Join(b.snapDir, t
 // .tmp-<id>/data, writes .tmp-<id>/meta.json, flushes the filesystem with
 // syncfs(2), renames .tmp-<id> to fsrvp-<id> and fsyncs SnapshotDir.
 func (b *Backend) Create(ctx context.Context, vol storage.Volume, id string, opts storage.CreateOptions) (storage.Snapshot, error) {
-	if err := storage.CheckID(id); err != nil {
-		return storage.Snapshot{}, err
-	}
-	if err := ctx.Err(); err != nil {
+	if err := storage.CheckCall(ctx, id); err != nil {
 		return storage.Snapshot{}, err
 	}
 	if b.rootOf(vol.Root) != vol.Root || vol.ID != vol.Root {
@@ -281,10 +269,7 @@ func (b *Backend) snapshot(m meta) storage.Snapshot {
 // data tree, then records read_only in meta.json; a crash in between is
 // repaired by calling it again.
 func (b *Backend) SetReadOnly(ctx context.Context, id string) error {
-	if err := storage.CheckID(id); err != nil {
-		return err
-	}
-	if err := ctx.Err(); err != nil {
+	if err := storage.CheckCall(ctx, id); err != nil {
 		return err
 	}
 	unlock := b.locks.Lock(id)
@@ -312,10 +297,7 @@ func (b *Backend) SetReadOnly(ctx context.Context, id string) error {
 // first, so that a crash mid-removal leaves only leftovers that List
 // removes.
 func (b *Backend) Delete(ctx context.Context, id string) error {
-	if err := storage.CheckID(id); err != nil {
-		return err
-	}
-	if err := ctx.Err(); err != nil {
+	if err := storage.CheckCall(ctx, id); err != nil {
 		return err
 	}
 	unlock := b.locks.Lock(id)
@@ -360,10 +342,7 @@ func (b *Backend) removeTree(path string) error {
 
 // Stat implements storage.Backend.
 func (b *Backend) Stat(ctx context.Context, id string) (storage.Snapshot, error) {
-	if err := storage.CheckID(id); err != nil {
-		return storage.Snapshot{}, err
-	}
-	if err := ctx.Err(); err != nil {
+	if err := storage.CheckCall(ctx, id); err != nil {
 		return storage.Snapshot{}, err
 	}
 	m, err := b.stat(id)

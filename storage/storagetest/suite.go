@@ -176,6 +176,12 @@ func testVolumeNotFound(t *testing.T, fx Fixture) {
 func testVolumeNotSupported(t *testing.T, fx Fixture) {
 	_, err := fx.Backend.Volume(t.Context(), t.TempDir())
 	wantErr(t, "Volume of a directory outside every volume", err, storage.ErrNotSupported)
+	_, err = fx.Backend.Volume(t.Context(), "relative/path")
+	wantErr(t, "Volume of a relative path", err, storage.ErrNotSupported)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	_, err = fx.Backend.Volume(ctx, fx.Volumes[0])
+	wantErr(t, "Volume with a canceled context", err, context.Canceled)
 }
 
 func testCreateListStatDelete(t *testing.T, fx Fixture) {

@@ -2,11 +2,8 @@ package zfs
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -202,16 +199,7 @@ func datasetWithin(root, ds string) bool {
 // snapshot holds one dataset. With Config.Recursive, mounts of descendant
 // datasets below the root are accepted (see childMounts).
 func (b *Backend) Volume(ctx context.Context, path string) (storage.Volume, error) {
-	if err := ctx.Err(); err != nil {
-		return storage.Volume{}, err
-	}
-	if !filepath.IsAbs(path) {
-		return storage.Volume{}, fmt.Errorf("path %q is not absolute: %w", path, storage.ErrNotSupported)
-	}
-	real, err := filepath.EvalSymlinks(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return storage.Volume{}, fmt.Errorf("path %s: %w", path, storage.ErrNotFound)
-	}
+	real, err := storage.ResolvePath(ctx, path)
 	if err != nil {
 		return storage.Volume{}, err
 	}
