@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"io"
+	"net"
 	"os"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/fsrvpd/fsrvpd/client"
+	scmpc "github.com/fsrvpd/fsrvpd/client/scmp"
 	"github.com/fsrvpd/fsrvpd/rpc/auth/krb5/kdctest"
 	"github.com/fsrvpd/fsrvpd/server/config"
 	"github.com/fsrvpd/fsrvpd/storage/storagetest"
@@ -32,8 +34,13 @@ func TestDaemonKerberosAndWinbind(t *testing.T) {
 	}
 	dir := t.TempDir()
 	c := config.Demo(dir)
-	c.Server.Listen = []string{"127.0.0.1:0"}
-	c.Server.EndpointMapper = ""
+	// SCMP too: its resolver and activation on TCP 135 of a random 127.x
+	// address, where go-msrpc's DCOM client looks.
+	host := freeLoopback135(t)
+	c.Server.Listen = []string{net.JoinHostPort(host, "0")}
+	c.Server.EndpointMapper = net.JoinHostPort(host, "135")
+	c.Server.EndpointMapperOptional = false
+	c.SCMP = config.SCMP{Enabled: true, MaxShadowCopies: 64, MinStorageBytes: -1, MinAuthLevel: "privacy"}
 	c.FSRVP.AllowUnauthenticated = false
 	c.FSRVP.MinAuthLevel = "privacy"
 	c.Auth.Mechanisms = []string{"spnego", "kerberos", "ntlm"}
@@ -89,6 +96,50 @@ func TestDaemonKerberosAndWinbind(t *testing.T) {
 		}
 		cl.Close()
 	}
+	// SCMP (DCOM activation, then the objects on the exporter) with
+	// Kerberos, directly and through SPNEGO, at packet privacy; a domain
+	// user outside the groups is refused at activation.
+	fc, err := client.Dial(ctx, addr, client.WithAuth(client.Auth{Level: client.LevelPrivacy, Kerberos: krb(client.Kerberos{CCache: ccache})}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := fc.Create(ctx, client.CreateRequest{Context: client.CtxNASRollback, Shares: []string{"share1"}, RecoveryComplete: true})
+	fc.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, a := range map[string]client.Auth{
+		"scmp kerberos/password": {User: admin, Password: kdctest.AdminPassword, Level: client.LevelPrivacy, Mechanism: client.MechanismKerberos, Kerberos: krb(client.Kerberos{})},
+		"scmp spnego/ccache":     {Level: client.LevelPrivacy, Kerberos: krb(client.Kerberos{CCache: ccache})},
+		"scmp plain user":        {User: "plain@" + kdctest.Realm, Password: "Plain.Passw0rd.2", Level: client.LevelPrivacy, Kerberos: krb(client.Kerberos{})},
+	} {
+		sec, err := a.RPCOptions()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		sc, err := scmpc.Dial(ctx, host, scmpc.Options{Security: sec})
+		if name == "scmp plain user" {
+			if err == nil {
+				sc.Close(context.Background())
+			}
+			if !isHR(err, 0x80070005) {
+				t.Errorf("%s: Dial = %v, want E_ACCESSDENIED", name, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s: dial: %v", name, err)
+		}
+		got, err := sc.ShadowCopies(ctx, "share1")
+		if err != nil || len(got) != 1 || got[0].SetID != set.ShadowCopySetID {
+			t.Errorf("%s: shadow copies %+v, %v", name, got, err)
+		}
+		if err := sc.ChangeDiffAreaMaximumSize(ctx, "share1", "share1", 1<<40); err != nil && !isHR(err, 0x80042308) {
+			t.Errorf("%s: ChangeDiffAreaMaximumSize: %v", name, err)
+		}
+		sc.Close(context.Background())
+	}
+
 	// Refused with E_ACCESSDENIED: a domain user outside the groups, and
 	// the Administrator at integrity level when privacy is required.
 	for name, a := range map[string]client.Auth{
