@@ -12,12 +12,19 @@ import (
 
 var _ shares.ConnectionLister = (*Exposer)(nil)
 
+// statusTimeout bounds one smbstatus run.
+const statusTimeout = 30 * time.Second
+
 // Connections implements shares.ConnectionLister: the tree connects smbd
 // holds on our shares, read with `smbstatus --shares --json` (Samba 4.16 and
 // later), which reads smbd's connection tables without a lock. A tree
 // connect made after the call returns is not seen, so a caller that then
 // removes the share may still disconnect a client that arrived in between.
 func (e *Exposer) Connections(ctx context.Context) ([]shares.Connection, error) {
+	// smbstatus reads smbd's tables without locks and returns in tens of
+	// milliseconds; the bound is for a wedged one.
+	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
+	defer cancel()
 	out, err := e.res.sm.run(ctx, "smbstatus", "-s", e.cfg.SMBConf, "--shares", "--json")
 	if err != nil {
 		return nil, fmt.Errorf("samba: listing connections: %w", err)
