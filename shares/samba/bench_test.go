@@ -110,6 +110,7 @@ func BenchmarkTools(b *testing.B) {
 		{"sharesec", "-s", srv.Conf, "share1", "--viewsddl"},
 		{"testparm", "-s", "--suppress-prompt", srv.Conf},
 		{"net", "-s", srv.Conf, "conf", "listshares"},
+		{"smbstatus", "-s", srv.Conf, "--shares", "--json"}, // Connections: retention, admin delete and show
 	} {
 		b.Run(c[0], func(b *testing.B) {
 			for b.Loop() {
