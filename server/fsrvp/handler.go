@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/oiweiwei/go-msrpc/msrpc/dtyp"
 	fssagent "github.com/oiweiwei/go-msrpc/msrpc/fsrvp/fileservervssagent/v1"
 
 	"github.com/fsrvpd/fsrvpd/rpc"
@@ -78,35 +79,31 @@ func (h Handler) AddToShadowCopySet(ctx context.Context, req *fssagent.AddToShad
 }
 
 func (h Handler) CommitShadowCopySet(ctx context.Context, req *fssagent.CommitShadowCopySetRequest) (*fssagent.CommitShadowCopySetResponse, error) {
-	start := time.Now()
-	shares := h.S.setShares(msdtyp.UUID(req.ShadowCopySetID))
-	rc := h.S.CommitShadowCopySet(ctx, h.callerOf(ctx), msdtyp.UUID(req.ShadowCopySetID), req.TimeoutInMilliseconds)
-	h.observe(ctx, "CommitShadowCopySet", 4, true, start, msdtyp.UUID(req.ShadowCopySetID), shares, rc)
-	return &fssagent.CommitShadowCopySetResponse{Return: uint32(rc)}, nil
+	rc := h.onSet(ctx, "CommitShadowCopySet", 4, req.ShadowCopySetID, func(c Caller, id uuid.UUID) HResult {
+		return h.S.CommitShadowCopySet(ctx, c, id, req.TimeoutInMilliseconds)
+	})
+	return &fssagent.CommitShadowCopySetResponse{Return: rc}, nil
 }
 
 func (h Handler) ExposeShadowCopySet(ctx context.Context, req *fssagent.ExposeShadowCopySetRequest) (*fssagent.ExposeShadowCopySetResponse, error) {
-	start := time.Now()
-	shares := h.S.setShares(msdtyp.UUID(req.ShadowCopySetID))
-	rc := h.S.ExposeShadowCopySet(ctx, h.callerOf(ctx), msdtyp.UUID(req.ShadowCopySetID), req.TimeoutInMilliseconds)
-	h.observe(ctx, "ExposeShadowCopySet", 5, true, start, msdtyp.UUID(req.ShadowCopySetID), shares, rc)
-	return &fssagent.ExposeShadowCopySetResponse{Return: uint32(rc)}, nil
+	rc := h.onSet(ctx, "ExposeShadowCopySet", 5, req.ShadowCopySetID, func(c Caller, id uuid.UUID) HResult {
+		return h.S.ExposeShadowCopySet(ctx, c, id, req.TimeoutInMilliseconds)
+	})
+	return &fssagent.ExposeShadowCopySetResponse{Return: rc}, nil
 }
 
 func (h Handler) RecoveryCompleteShadowCopySet(ctx context.Context, req *fssagent.RecoveryCompleteShadowCopySetRequest) (*fssagent.RecoveryCompleteShadowCopySetResponse, error) {
-	start := time.Now()
-	shares := h.S.setShares(msdtyp.UUID(req.ShadowCopySetID))
-	rc := h.S.RecoveryCompleteShadowCopySet(ctx, h.callerOf(ctx), msdtyp.UUID(req.ShadowCopySetID))
-	h.observe(ctx, "RecoveryCompleteShadowCopySet", 6, true, start, msdtyp.UUID(req.ShadowCopySetID), shares, rc)
-	return &fssagent.RecoveryCompleteShadowCopySetResponse{Return: uint32(rc)}, nil
+	rc := h.onSet(ctx, "RecoveryCompleteShadowCopySet", 6, req.ShadowCopySetID, func(c Caller, id uuid.UUID) HResult {
+		return h.S.RecoveryCompleteShadowCopySet(ctx, c, id)
+	})
+	return &fssagent.RecoveryCompleteShadowCopySetResponse{Return: rc}, nil
 }
 
 func (h Handler) AbortShadowCopySet(ctx context.Context, req *fssagent.AbortShadowCopySetRequest) (*fssagent.AbortShadowCopySetResponse, error) {
-	start := time.Now()
-	shares := h.S.setShares(msdtyp.UUID(req.ShadowCopySetID))
-	rc := h.S.AbortShadowCopySet(ctx, h.callerOf(ctx), msdtyp.UUID(req.ShadowCopySetID))
-	h.observe(ctx, "AbortShadowCopySet", 7, true, start, msdtyp.UUID(req.ShadowCopySetID), shares, rc)
-	return &fssagent.AbortShadowCopySetResponse{Return: uint32(rc)}, nil
+	rc := h.onSet(ctx, "AbortShadowCopySet", 7, req.ShadowCopySetID, func(c Caller, id uuid.UUID) HResult {
+		return h.S.AbortShadowCopySet(ctx, c, id)
+	})
+	return &fssagent.AbortShadowCopySetResponse{Return: rc}, nil
 }
 
 func (h Handler) IsPathSupported(ctx context.Context, req *fssagent.IsPathSupportedRequest) (*fssagent.IsPathSupportedResponse, error) {
@@ -148,9 +145,20 @@ func (h Handler) DeleteShareMapping(ctx context.Context, req *fssagent.DeleteSha
 }
 
 func (h Handler) PrepareShadowCopySet(ctx context.Context, req *fssagent.PrepareShadowCopySetRequest) (*fssagent.PrepareShadowCopySetResponse, error) {
+	rc := h.onSet(ctx, "PrepareShadowCopySet", 12, req.ShadowCopySetID, func(c Caller, id uuid.UUID) HResult {
+		return h.S.PrepareShadowCopySet(ctx, c, id, req.TimeoutInMilliseconds)
+	})
+	return &fssagent.PrepareShadowCopySetResponse{Return: rc}, nil
+}
+
+// onSet runs call, a state-changing method on the set setID names, and
+// observes it under op and opnum with the set's shares as they were before
+// the call (a deleted set has none after it).
+func (h Handler) onSet(ctx context.Context, op string, opnum uint16, setID *dtyp.GUID, call func(Caller, uuid.UUID) HResult) uint32 {
 	start := time.Now()
-	shares := h.S.setShares(msdtyp.UUID(req.ShadowCopySetID))
-	rc := h.S.PrepareShadowCopySet(ctx, h.callerOf(ctx), msdtyp.UUID(req.ShadowCopySetID), req.TimeoutInMilliseconds)
-	h.observe(ctx, "PrepareShadowCopySet", 12, true, start, msdtyp.UUID(req.ShadowCopySetID), shares, rc)
-	return &fssagent.PrepareShadowCopySetResponse{Return: uint32(rc)}, nil
+	id := msdtyp.UUID(setID)
+	shares := h.S.setShares(id)
+	rc := call(h.callerOf(ctx), id)
+	h.observe(ctx, op, opnum, true, start, id, shares, rc)
+	return uint32(rc)
 }
