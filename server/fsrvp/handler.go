@@ -26,7 +26,7 @@ var _ fssagent.FileServerVSSAgentServer = Handler{}
 
 // Register serves s's FSRVP interface on srv.
 func Register(srv *rpc.Server, s *Service, backupSIDs ...string) {
-	srv.Register(fssagent.FileServerVSSAgentSyntaxV1_0, fssagent.NewFileServerVSSAgentServerHandle(Handler{S: s, BackupSIDs: backupSIDs}))
+	srv.Register(fssagent.FileServerVSSAgentSyntaxV1_0, Handler{S: s, BackupSIDs: backupSIDs}.serverHandle())
 }
 
 func (h Handler) callerOf(ctx context.Context) Caller {
