@@ -312,11 +312,8 @@ func (c *Client) StartShadowCopySet(ctx context.Context, clientSetID uuid.UUID) 
 // the server's shadow copy id. clientSCID is ignored by Windows servers.
 func (c *Client) AddToShadowCopySet(ctx context.Context, clientSCID, setID uuid.UUID, shareUNC string) (uuid.UUID, error) {
 	resp, err := invoke(c, ctx, "AddToShadowCopySet", func(ctx context.Context) (*fsrvp.AddToShadowCopySetResponse, error) {
-		return c.rpc.AddToShadowCopySet(ctx, &fsrvp.AddToShadowCopySetRequest{
-			ClientShadowCopyID: msdtyp.GUID(clientSCID),
-			ShadowCopySetID:    msdtyp.GUID(setID),
-			ShareName:          shareUNC,
-		})
+		req := &fsrvp.AddToShadowCopySetRequest{ClientShadowCopyID: msdtyp.GUID(clientSCID), ShadowCopySetID: msdtyp.GUID(setID), ShareName: shareUNC}
+		return wireCall(c, ctx, 3, "AddToShadowCopySet", req, writeArgs(clientSCID, setID, shareUNC), c.rpc.AddToShadowCopySet)
 	}, func(r *fsrvp.AddToShadowCopySetResponse) uint32 { return r.Return })
 	if err != nil {
 		return uuid.Nil, err
@@ -371,7 +368,8 @@ func (c *Client) AbortShadowCopySet(ctx context.Context, setID uuid.UUID) error 
 // share, and which machine owns it (the client should talk to that one).
 func (c *Client) IsPathSupported(ctx context.Context, shareUNC string) (supported bool, owner string, err error) {
 	resp, err := invoke(c, ctx, "IsPathSupported", func(ctx context.Context) (*fsrvp.IsPathSupportedResponse, error) {
-		return c.rpc.IsPathSupported(ctx, &fsrvp.IsPathSupportedRequest{ShareName: shareUNC})
+		req := &fsrvp.IsPathSupportedRequest{ShareName: shareUNC}
+		return wireCall(c, ctx, 8, "IsPathSupported", req, writeArgs(shareUNC), c.rpc.IsPathSupported)
 	}, func(r *fsrvp.IsPathSupportedResponse) uint32 { return r.Return })
 	if err != nil {
 		return false, "", err
@@ -389,7 +387,8 @@ const (
 // file store exists, and its compatibility bits (Compat* constants).
 func (c *Client) IsPathShadowCopied(ctx context.Context, shareUNC string) (present bool, compat int32, err error) {
 	resp, err := invoke(c, ctx, "IsPathShadowCopied", func(ctx context.Context) (*fsrvp.IsPathShadowCopiedResponse, error) {
-		return c.rpc.IsPathShadowCopied(ctx, &fsrvp.IsPathShadowCopiedRequest{ShareName: shareUNC})
+		req := &fsrvp.IsPathShadowCopiedRequest{ShareName: shareUNC}
+		return wireCall(c, ctx, 9, "IsPathShadowCopied", req, writeArgs(shareUNC), c.rpc.IsPathShadowCopied)
 	}, func(r *fsrvp.IsPathShadowCopiedResponse) uint32 { return r.Return })
 	if err != nil {
 		return false, 0, err
@@ -412,12 +411,8 @@ type Mapping struct {
 // as given (servers answer E_INVALIDARG).
 func (c *Client) GetShareMapping(ctx context.Context, scID, setID uuid.UUID, shareUNC string, level uint32) (Mapping, error) {
 	resp, err := invoke(c, ctx, "GetShareMapping", func(ctx context.Context) (*fsrvp.GetShareMappingResponse, error) {
-		return c.rpc.GetShareMapping(ctx, &fsrvp.GetShareMappingRequest{
-			ShadowCopyID:    msdtyp.GUID(scID),
-			ShadowCopySetID: msdtyp.GUID(setID),
-			ShareName:       shareUNC,
-			Level:           level,
-		})
+		req := &fsrvp.GetShareMappingRequest{ShadowCopyID: msdtyp.GUID(scID), ShadowCopySetID: msdtyp.GUID(setID), ShareName: shareUNC, Level: level}
+		return wireCall(c, ctx, 10, "GetShareMapping", req, writeArgs(scID, setID, shareUNC, level), c.rpc.GetShareMapping)
 	}, func(r *fsrvp.GetShareMappingResponse) uint32 { return r.Return })
 	if err != nil {
 		return Mapping{}, err
@@ -439,11 +434,8 @@ func (c *Client) GetShareMapping(ctx context.Context, scID, setID uuid.UUID, sha
 // set; the server deletes the shadow copy (and the set) with its last mapping.
 func (c *Client) DeleteShareMapping(ctx context.Context, setID, scID uuid.UUID, shareUNC string) error {
 	_, err := invoke(c, ctx, "DeleteShareMapping", func(ctx context.Context) (*fsrvp.DeleteShareMappingResponse, error) {
-		return c.rpc.DeleteShareMapping(ctx, &fsrvp.DeleteShareMappingRequest{
-			ShadowCopySetID: msdtyp.GUID(setID),
-			ShadowCopyID:    msdtyp.GUID(scID),
-			ShareName:       shareUNC,
-		})
+		req := &fsrvp.DeleteShareMappingRequest{ShadowCopySetID: msdtyp.GUID(setID), ShadowCopyID: msdtyp.GUID(scID), ShareName: shareUNC}
+		return wireCall(c, ctx, 11, "DeleteShareMapping", req, writeArgs(setID, scID, shareUNC), c.rpc.DeleteShareMapping)
 	}, func(r *fsrvp.DeleteShareMappingResponse) uint32 { return r.Return })
 	return err
 }
