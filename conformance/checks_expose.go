@@ -272,10 +272,10 @@ func endByRetry(t *T, s *Set) {
 	t.WantGone("after the SetContext retry", s)
 }
 
-// robustNames are malformed ShareNames that no server may accept. All
-// are ASCII: go-msrpc v1.5.2 sizes NDR strings by their UTF-8 length
-// (ndr.UTF16NLen), so a non-ASCII name would reach the server as bad stub
-// data whatever the server does.
+// robustNames are malformed ShareNames that no server may accept. The
+// client writes names with counts in UTF-16 code units (msdtyp.WriteWString;
+// go-msrpc's own stubs would send a non-ASCII one as bad stub data), so
+// non-ASCII ones are among them.
 func robustNames(t *T) []string {
 	host, name := t.target.shareHost(), t.ShareName(0)
 	return []string{
@@ -289,6 +289,8 @@ func robustNames(t *T) []string {
 		`\\` + host + `\` + name + "?\\",
 		`\\` + host + `\\` + name + `\`,
 		`\\` + host + `\IPC$\`,
+		`\\` + host + `\Données` + "\x01" + `\`,
+		`\\` + host + `\資料*\`,
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/BurntSushi/toml"
 
@@ -587,7 +588,7 @@ func (c *Config) Validate() error {
 	seen := map[string]bool{}
 	for i, s := range c.Shares {
 		key := fmt.Sprintf("share[%d]", i)
-		if s.Name == "" || len(s.Name) > 80 || strings.ContainsAny(s.Name, "\\/:*?\"<>|@{}") || strings.EqualFold(s.Name, "IPC$") {
+		if s.Name == "" || utf8.RuneCountInString(s.Name) > 80 || strings.ContainsAny(s.Name, "\\/:*?\"<>|@{}") || strings.EqualFold(s.Name, "IPC$") {
 			bad(key+".name", "%q is not a valid share name", s.Name)
 		}
 		if seen[strings.ToLower(s.Name)] {

@@ -227,3 +227,34 @@ func TestHiddenBase(t *testing.T) {
 		t.Fatalf("base parameters not copied: %v\n%s", err, out)
 	}
 }
+
+// A base share whose name is not ASCII is exposed, served and withdrawn
+// like any other (smb.conf, the include file and the registry are UTF-8;
+// SMB carries names in UTF-16).
+func TestNonASCIIShareName(t *testing.T) {
+	srv, e := setup(t, sambatest.Options{Shares: []sambatest.Share{{Name: "Données", Params: []string{"read only = no"}}, {Name: "資料"}}})
+	ctx := context.Background()
+	for i, base := range []string{"Données", "資料"} {
+		name := base + "@{6f1c0000-0000-0000-0000-00000000010" + string(rune('0'+i)) + "}"
+		if err := e.Expose(ctx, shares.Share{Name: name, Base: base, Path: snapshot(t, srv, base), ReadOnly: true}); err != nil {
+			t.Fatal(err)
+		}
+		fs, err := mountSoon(session(t, srv), name)
+		if err != nil {
+			t.Fatalf("mount %s: %v", name, err)
+		}
+		if data, err := fs.ReadFile("f.txt"); err != nil || string(data) != base {
+			t.Fatalf("%s: f.txt = %q, %v", name, data, err)
+		}
+		fs.Umount()
+		if err := e.Remove(ctx, name); err != nil {
+			t.Fatal(err)
+		}
+		if err := goneSoon(session(t, srv), name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if list, err := e.List(ctx); err != nil || len(list) != 0 {
+		t.Fatalf("left %v, %v", list, err)
+	}
+}
