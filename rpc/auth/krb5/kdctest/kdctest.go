@@ -21,8 +21,11 @@
 package kdctest
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -62,6 +65,7 @@ type DC struct {
 
 	cmd     *exec.Cmd
 	winbind bool
+	ports   []int // the KDC's and kpasswd's
 	lock    *os.File
 	stopped chan struct{}
 }
@@ -123,13 +127,45 @@ func Main(m *testing.M) {
 	os.Exit(code)
 }
 
+// freePort returns a free TCP port of 127.0.0.1 below the kernel's
+// ephemeral range (32768 and up), so that the listeners other tests open on
+// port 0 while samba starts cannot take it.
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+	for range 100 {
+		port := 20000 + rand.IntN(12000)
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err == nil {
+			l.Close()
+			return port, nil
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return 0, errors.New("kdctest: no free port in 20000-31999")
+}
+
+// listensOn reports whether process pid has a TCP socket listening on
+// 127.0.0.1:port (from the /proc/<pid>/net/tcp of its network namespace and
+// its descriptors): the KDC's port may answer for another process that
+// took it.
+func listensOn(pid, port int) bool {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/tcp", pid)) // its network namespace
+	if err != nil {
+		return false
+	}
+	want := fmt.Sprintf("0100007F:%04X", port)
+	inodes := map[string]bool{}
+	for _, l := range strings.Split(string(data), "\n")[1:] {
+		f := strings.Fields(l)
+		if len(f) > 9 && f[1] == want && f[3] == "0A" { // LISTEN
+			inodes["socket:["+f[9]+"]"] = true
+		}
+	}
+	fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	for _, fd := range fds {
+		if target, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name())); err == nil && inodes[target] {
+			return true
+		}
+	}
+	return false
 }
 
 func run(ctx context.Context, name string, args ...string) error {
@@ -194,19 +230,11 @@ func Start(o Options) (dc *DC, err error) {
 		"--option=interfaces=127.0.0.1", "--option=bind interfaces only=yes"); err != nil {
 		return nil, err
 	}
-	kdcPort, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	kpwPort, err := freePort()
-	if err != nil {
-		return nil, err
-	}
 	conf := filepath.Join(target, "etc", "smb.conf")
-	if err := rewriteConf(conf, target, kdcPort, kpwPort, o.Winbind); err != nil {
+	if err := rewriteConf(conf, target, 0, 0, o.Winbind); err != nil { // the ports come at launch
 		return nil, err
 	}
-	dc = &DC{Dir: target, SMBConf: conf, KDCAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(kdcPort)),
+	dc = &DC{Dir: target, SMBConf: conf,
 		Keytab: filepath.Join(dir, "fsrvpd.keytab"), Krb5Conf: filepath.Join(dir, "krb5.conf"), lock: lock, winbind: o.Winbind}
 
 	if err := dc.AddUser(ctx, ServiceUser, "Svc.Passw0rd.1x"); err != nil {
@@ -226,6 +254,42 @@ func Start(o Options) (dc *DC, err error) {
 		return nil, fmt.Errorf("domain SID: %v", err)
 	}
 	dc.DomainSID = strings.TrimSpace(string(sid))
+	// The ports are picked right before samba binds them, and picked
+	// again if another process took one in between (a parallel test's
+	// listener on 127.0.0.1:0 can get the same number).
+	for attempt := 1; ; attempt++ {
+		err := dc.launch(ctx)
+		if err == nil {
+			break
+		}
+		if attempt == 5 || !errors.Is(err, errPortTaken) {
+			dc.Stop()
+			return nil, err
+		}
+		dc.kill()
+	}
+	return dc, nil
+}
+
+// launch picks the KDC's ports, writes them into smb.conf and krb5.conf,
+// starts samba and waits until it serves.
+func (dc *DC) launch(ctx context.Context) error {
+	kdcPort, err := freePort()
+	if err != nil {
+		return err
+	}
+	kpwPort, err := freePort()
+	if err != nil {
+		return err
+	}
+	if err := rewriteConf(dc.SMBConf, dc.Dir, kdcPort, kpwPort, dc.winbind); err != nil {
+		return err
+	}
+	if squat != nil {
+		squat(kdcPort)
+	}
+	dc.KDCAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(kdcPort))
+	dc.ports = []int{kdcPort, kpwPort}
 	krb5conf := fmt.Sprintf(`[libdefaults]
 	default_realm = %[1]s
 	dns_lookup_realm = false
@@ -248,27 +312,25 @@ func Start(o Options) (dc *DC, err error) {
 	%[3]s = %[1]s
 `, Realm, dc.KDCAddr, DNSDomain)
 	if err := os.WriteFile(dc.Krb5Conf, []byte(krb5conf), 0o644); err != nil {
-		return nil, err
+		return err
 	}
 
-	dc.cmd = exec.Command("samba", "-i", "-M", "single", "-s", conf)
-	logf, err := os.Create(filepath.Join(target, "samba.out"))
+	dc.cmd = exec.Command("samba", "-i", "-M", "single", "-s", dc.SMBConf)
+	logf, err := os.Create(filepath.Join(dc.Dir, "samba.out"))
 	if err != nil {
-		return nil, err
+		return err
 	}
 	dc.cmd.Stdout, dc.cmd.Stderr = logf, logf
 	dc.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := dc.cmd.Start(); err != nil {
 		logf.Close()
-		return nil, err
+		dc.cmd = nil
+		return err
 	}
-	dc.stopped = make(chan struct{})
-	go func() { dc.cmd.Wait(); logf.Close(); close(dc.stopped) }()
-	if err := dc.waitReady(ctx); err != nil {
-		dc.Stop()
-		return nil, err
-	}
-	return dc, nil
+	cmd, stopped := dc.cmd, make(chan struct{})
+	dc.stopped = stopped
+	go func() { cmd.Wait(); logf.Close(); close(stopped) }()
+	return dc.waitReady(ctx)
 }
 
 func rewriteConf(path, target string, kdcPort, kpwPort int, winbind bool) error {
@@ -284,7 +346,8 @@ func rewriteConf(path, target string, kdcPort, kpwPort int, winbind bool) error 
 	for _, l := range strings.Split(s, "\n") {
 		k, _, _ := strings.Cut(strings.TrimSpace(l), "=")
 		switch strings.TrimSpace(k) {
-		case "server services", "log file", "logging", "interfaces":
+		case "server services", "log file", "logging", "interfaces", "krb5 port", "kpasswd port", "pid directory",
+			"ncalrpc dir", "winbind use default domain", "dcerpc endpoint servers", "rpc server dynamic port range":
 			continue
 		}
 		out = append(out, l)
@@ -318,14 +381,13 @@ func (dc *DC) waitReady(ctx context.Context) error {
 	for {
 		select {
 		case <-dc.stopped:
+			if err := dc.bindFailure(); err != nil {
+				return err
+			}
 			return fmt.Errorf("samba exited: %s", dc.log())
 		default:
 		}
-		kdc := false
-		if c, err := net.DialTimeout("tcp", dc.KDCAddr, time.Second); err == nil {
-			c.Close()
-			kdc = true
-		}
+		kdc := dc.cmd != nil && listensOn(dc.cmd.Process.Pid, dc.ports[0])
 		if kdc && (!dc.winbind || exec.CommandContext(ctx, "wbinfo", "-p").Run() == nil) {
 			return nil
 		}
@@ -336,6 +398,24 @@ func (dc *DC) waitReady(ctx context.Context) error {
 	}
 }
 
+// bindFailure reports whether samba logged that another process holds
+// one of the KDC's ports (launch then picks others).
+func (dc *DC) bindFailure() error {
+	b, _ := os.ReadFile(filepath.Join(dc.Dir, "samba.out"))
+	for _, p := range dc.ports {
+		if bytes.Contains(b, []byte(fmt.Sprintf("Failed to bind to 127.0.0.1:%d ", p))) {
+			return fmt.Errorf("%w: 127.0.0.1:%d", errPortTaken, p)
+		}
+	}
+	return nil
+}
+
+var errPortTaken = errors.New("kdctest: a KDC port was taken by another process")
+
+// squat, set by this package's tests, is called with each KDC port picked,
+// before samba starts (to take it, as a parallel test might).
+var squat func(port int)
+
 func (dc *DC) log() string {
 	b, _ := os.ReadFile(filepath.Join(dc.Dir, "samba.out"))
 	return lastLines(b, 10)
@@ -343,19 +423,26 @@ func (dc *DC) log() string {
 
 // Stop kills the DC's process group and removes its directory.
 func (dc *DC) Stop() {
-	if dc.cmd != nil && dc.cmd.Process != nil {
-		syscall.Kill(-dc.cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-dc.stopped:
-		case <-time.After(10 * time.Second):
-			syscall.Kill(-dc.cmd.Process.Pid, syscall.SIGKILL)
-			<-dc.stopped
-		}
-	}
+	dc.kill()
 	if dc.lock != nil {
 		dc.lock.Close()
 	}
 	os.RemoveAll(filepath.Dir(dc.Dir))
+}
+
+// kill stops samba's process group, if it runs.
+func (dc *DC) kill() {
+	if dc.cmd == nil || dc.cmd.Process == nil {
+		return
+	}
+	syscall.Kill(-dc.cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-dc.stopped:
+	case <-time.After(10 * time.Second):
+		syscall.Kill(-dc.cmd.Process.Pid, syscall.SIGKILL)
+		<-dc.stopped
+	}
+	dc.cmd = nil
 }
 
 // AddUser creates a domain user with the password.
