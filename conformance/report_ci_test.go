@@ -3,7 +3,6 @@ package conformance_test
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -21,24 +20,7 @@ import (
 // Markdown report and prints its summary line, so that CI logs show how
 // fsrvpd fares behind smbd. No check may fail.
 func TestReportThroughSmbd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("-short: starts smbd and fsrvpd")
-	}
-	why := ""
-	if os.Geteuid() != 0 {
-		why = "not root"
-	}
-	for _, tool := range []string{"smbd", "smbpasswd", "rpcclient"} {
-		if _, err := exec.LookPath(tool); err != nil && why == "" {
-			why = tool + " not installed (apt-get install samba smbclient)"
-		}
-	}
-	if why != "" {
-		if os.Getenv("FSRVPD_TEST_STRICT") == "1" {
-			t.Fatalf("Samba testbed: %s", why)
-		}
-		t.Skipf("Samba testbed: %s", why)
-	}
+	bedtest.Require(t, "rpcclient")
 	for _, backend := range []string{"dir", "btrfs"} {
 		t.Run(backend, func(t *testing.T) { reportThroughSmbd(t, backend) })
 	}

@@ -5,8 +5,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net"
-	"os"
-	"os/exec"
 	"reflect"
 	"regexp"
 	"strconv"
@@ -25,31 +23,14 @@ import (
 	"github.com/oiweiwei/go-msrpc/ssp/gssapi"
 
 	"github.com/fsrvpd/fsrvpd/conformance/testbed"
+	"github.com/fsrvpd/fsrvpd/conformance/testbed/bedtest"
 )
 
 // skipUnlessSambaTestbed skips (FSRVPD_TEST_STRICT=1: fails) unless the
-// host can run a testbed: not -short, root, Samba and the tools installed.
+// host can run a testbed with the tools these tests drive besides.
 func skipUnlessSambaTestbed(tb testing.TB, tools ...string) {
 	tb.Helper()
-	if testing.Short() {
-		tb.Skip("-short: the Samba testbed starts smbd and fsrvpd")
-	}
-	why := ""
-	if os.Geteuid() != 0 {
-		why = "not root"
-	}
-	for _, tool := range append([]string{"smbd", "smbpasswd", "rpcclient", "smbclient", "tdbtool"}, tools...) {
-		if _, err := exec.LookPath(tool); err != nil && why == "" {
-			why = tool + " not installed (apt-get install samba smbclient samba-testsuite tdb-tools)"
-		}
-	}
-	if why == "" {
-		return
-	}
-	if os.Getenv("FSRVPD_TEST_STRICT") == "1" {
-		tb.Fatalf("Samba testbed: %s", why)
-	}
-	tb.Skipf("Samba testbed: %s", why)
+	bedtest.Require(tb, append([]string{"rpcclient", "smbclient", "tdbtool"}, tools...)...)
 }
 
 // rpcc runs rpcclient as root and fails on a non-zero exit.

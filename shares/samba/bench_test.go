@@ -80,7 +80,7 @@ func BenchmarkExpose(b *testing.B) {
 				n := fmt.Sprintf("share1@{%08d-0000-0000-0000-%012d}", time.Now().UnixNano()%1e8, i)
 				t0 := time.Now()
 				m.add(b, n, snap)
-				fs, err := mountSoon(s, n)
+				fs, err := sambatest.MountSoon(s, n)
 				if err != nil {
 					b.Fatalf("%s: not connectable: %v", m.name, err)
 				}

@@ -3,7 +3,6 @@ package samba_test
 import (
 	"context"
 	"errors"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -43,17 +42,7 @@ func snapshot(t testing.TB, srv *sambatest.Server, content string) string {
 
 // session opens an SMB2 session to srv as the test user.
 func session(t testing.TB, srv *sambatest.Server) *smb2.Session {
-	c, err := net.Dial("tcp", srv.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := &smb2.Dialer{Initiator: &smb2.NTLMInitiator{User: sambatest.User, Password: sambatest.Password}}
-	s, err := d.Dial(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Logoff() })
-	return s
+	return sambatest.Session(t, srv.Addr(), sambatest.User, sambatest.Password)
 }
 
 func TestExposeReadOnlyAndRemove(t *testing.T) {
@@ -136,7 +125,7 @@ func TestWritableSetReadOnlyInSession(t *testing.T) {
 	if err := e.Expose(ctx, shares.Share{Name: name, Base: "share1", Path: snapshot(t, srv, "x")}); err != nil {
 		t.Fatal(err)
 	}
-	fs, err := mountSoon(s, name)
+	fs, err := sambatest.MountSoon(s, name)
 	if err != nil {
 		t.Fatalf("mount on an existing session: %v", err)
 	}
@@ -146,7 +135,7 @@ func TestWritableSetReadOnlyInSession(t *testing.T) {
 	if err := e.SetReadOnly(ctx, name, true); err != nil {
 		t.Fatal(err)
 	}
-	fs2, err := mountSoon(s, name)
+	fs2, err := sambatest.MountSoon(s, name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,19 +150,6 @@ func TestWritableSetReadOnlyInSession(t *testing.T) {
 	}
 	if err := e.SetReadOnly(ctx, "nosuch", true); !errors.Is(err, shares.ErrNotFound) {
 		t.Fatalf("SetReadOnly(nosuch) = %v", err)
-	}
-}
-
-// mountSoon mounts name, retrying for a moment: smbd applies a reload
-// message asynchronously.
-func mountSoon(s *smb2.Session, name string) (*smb2.Share, error) {
-	deadline := time.Now().Add(2 * time.Second)
-	for {
-		fs, err := s.Mount(name)
-		if err == nil || time.Now().After(deadline) {
-			return fs, err
-		}
-		time.Sleep(time.Millisecond)
 	}
 }
 
@@ -239,7 +215,7 @@ func TestNonASCIIShareName(t *testing.T) {
 		if err := e.Expose(ctx, shares.Share{Name: name, Base: base, Path: snapshot(t, srv, base), ReadOnly: true}); err != nil {
 			t.Fatal(err)
 		}
-		fs, err := mountSoon(session(t, srv), name)
+		fs, err := sambatest.MountSoon(session(t, srv), name)
 		if err != nil {
 			t.Fatalf("mount %s: %v", name, err)
 		}

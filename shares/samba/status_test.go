@@ -26,7 +26,7 @@ func TestConnections(t *testing.T) {
 	}
 	before := time.Now().Add(-time.Second)
 	s := session(t, srv)
-	fs, err := mountSoon(s, a)
+	fs, err := sambatest.MountSoon(s, a)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ package bedtest
 
 import (
 	"context"
-	"net"
 	"os"
 	"testing"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"github.com/hirochachacha/go-smb2"
 
 	"github.com/fsrvpd/fsrvpd/conformance/testbed"
+	"github.com/fsrvpd/fsrvpd/shares/samba/sambatest"
 	"github.com/fsrvpd/fsrvpd/storage/storagetest"
 )
 
@@ -75,32 +75,16 @@ func Up(t testing.TB, o testbed.Options, tools ...string) *testbed.Testbed {
 // (testbed.User) and logs off when the test ends.
 func Session(t testing.TB, tb *testbed.Testbed) *smb2.Session {
 	t.Helper()
-	conn, err := net.Dial("tcp", tb.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := &smb2.Dialer{Initiator: &smb2.NTLMInitiator{User: testbed.User, Password: testbed.Password}}
-	s, err := d.Dial(conn)
-	if err != nil {
-		conn.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Logoff() })
-	return s
+	return sambatest.Session(t, tb.Addr(), testbed.User, testbed.Password)
 }
 
-// Mount connects share over a new Session, retrying for a few seconds:
-// smbd applies the reload that publishes a new share asynchronously.
+// Mount connects share over a new Session, retrying while smbd applies
+// the reload that publishes it.
 func Mount(t testing.TB, tb *testbed.Testbed, share string) *smb2.Share {
 	t.Helper()
-	s := Session(t, tb)
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		fs, err := s.Mount(share)
-		if err == nil {
-			return fs
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("mount %s: %v", share, err)
-		}
+	fs, err := sambatest.MountSoon(Session(t, tb), share)
+	if err != nil {
+		t.Fatalf("mount %s: %v", share, err)
 	}
+	return fs
 }

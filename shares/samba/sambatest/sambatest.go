@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hirochachacha/go-smb2"
 )
 
 // User and Password are the account Start adds to the private passdb.
@@ -283,4 +285,35 @@ func (s *Server) ListShares() ([]string, error) {
 		}
 	}
 	return names, nil
+}
+
+// Session opens an SMB2 session to the smbd at addr as user (NTLM) and
+// logs off when the test ends.
+func Session(t testing.TB, addr, user, password string) *smb2.Session {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &smb2.Dialer{Initiator: &smb2.NTLMInitiator{User: user, Password: password}}
+	s, err := d.Dial(conn)
+	if err != nil {
+		conn.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Logoff() })
+	return s
+}
+
+// MountSoon mounts share over s, retrying for up to 5 s: smbd applies the
+// reload that publishes a new share asynchronously.
+func MountSoon(s *smb2.Session, share string) (*smb2.Share, error) {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		fs, err := s.Mount(share)
+		if err == nil || time.Now().After(deadline) {
+			return fs, err
+		}
+		time.Sleep(time.Millisecond) // fine-grained: BenchmarkExpose times how soon it is served
+	}
 }
