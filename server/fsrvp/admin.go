@@ -274,16 +274,9 @@ func (s *Service) orphansLocked(ctx context.Context) (Orphans, error) {
 	}
 	wantSnap, wantShare := map[string]bool{}, map[string]bool{}
 	for _, set := range s.sets {
-		if set.DocsShare != "" {
-			wantShare[strings.ToLower(set.DocsShare)] = true
-		}
+		set.addShareNames(wantShare)
 		for _, sc := range set.Copies {
 			wantSnap[sc.snapshotID()] = true
-			for _, m := range sc.Mappings {
-				if m.isExposed() {
-					wantShare[strings.ToLower(m.Exposed)] = true
-				}
-			}
 		}
 	}
 	return findOrphans(snaps, exposed, wantSnap, wantShare), nil
@@ -321,16 +314,7 @@ func (s *Service) Connections(ctx context.Context, id uuid.UUID) ([]shares.Conne
 	set := s.sets[id]
 	names := map[string]bool{}
 	if set != nil {
-		for _, sc := range set.Copies {
-			for _, m := range sc.Mappings {
-				if m.isExposed() {
-					names[strings.ToLower(m.Exposed)] = true
-				}
-			}
-		}
-		if set.DocsShare != "" {
-			names[strings.ToLower(set.DocsShare)] = true
-		}
+		set.addShareNames(names)
 	}
 	s.mu.Unlock()
 	if set == nil {

@@ -126,6 +126,21 @@ type MappedShare struct {
 // isExposed is the §3.1.1.3 IsExposed flag.
 func (m *MappedShare) isExposed() bool { return m.Exposed != "" }
 
+// addShareNames adds the lower-case names of the shares s has exposed,
+// its mappings' and its writer documents share, to names.
+func (s *Set) addShareNames(names map[string]bool) {
+	for _, sc := range s.Copies {
+		for _, m := range sc.Mappings {
+			if m.isExposed() {
+				names[strings.ToLower(m.Exposed)] = true
+			}
+		}
+	}
+	if s.DocsShare != "" {
+		names[strings.ToLower(s.DocsShare)] = true
+	}
+}
+
 func (s *Set) copyByID(id uuid.UUID) *ShadowCopy {
 	for _, sc := range s.Copies {
 		if sc.ID == id {
