@@ -230,10 +230,7 @@ func Start(o Options) (dc *DC, err error) {
 		"--option=interfaces=127.0.0.1", "--option=bind interfaces only=yes"); err != nil {
 		return nil, err
 	}
-	conf := filepath.Join(target, "etc", "smb.conf")
-	if err := rewriteConf(conf, target, 0, 0, o.Winbind); err != nil { // the ports come at launch
-		return nil, err
-	}
+	conf := filepath.Join(target, "etc", "smb.conf") // rewritten with the ports at launch
 	dc = &DC{Dir: target, SMBConf: conf,
 		Keytab: filepath.Join(dir, "fsrvpd.keytab"), Krb5Conf: filepath.Join(dir, "krb5.conf"), lock: lock, winbind: o.Winbind}
 
