@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"net"
 	"reflect"
 	"regexp"
 	"strconv"
@@ -13,7 +12,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	smb2 "github.com/hirochachacha/go-smb2"
 	"github.com/oiweiwei/go-msrpc/dcerpc"
 	"github.com/oiweiwei/go-msrpc/msrpc/dtyp"
 	fssagent "github.com/oiweiwei/go-msrpc/msrpc/fsrvp/fileservervssagent/v1"
@@ -96,27 +94,10 @@ func dialNP(t testing.TB, bed *testbed.Testbed, user, pw string) *npSession {
 	return s
 }
 
-// smbSession is a hirochachacha/go-smb2 session to the testbed's smbd.
-func smbSession(t testing.TB, bed *testbed.Testbed) *smb2.Session {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", bed.Addr(), 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := &smb2.Dialer{Initiator: &smb2.NTLMInitiator{User: testbed.User, Password: testbed.Password}}
-	s, err := d.Dial(c)
-	if err != nil {
-		c.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Logoff() })
-	return s
-}
-
 // readShareFile reads name from share with go-smb2.
 func readShareFile(t testing.TB, bed *testbed.Testbed, share, name string) (string, error) {
 	t.Helper()
-	fs, err := smbSession(t, bed).Mount(share)
+	fs, err := bedtest.Session(t, bed).Mount(share)
 	if err != nil {
 		return "", fmt.Errorf("mount %s: %w", share, err)
 	}
